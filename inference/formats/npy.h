@@ -1,4 +1,4 @@
-// NumPy .npy files (format 1.0/2.0, little-endian, C order): what `headscope forward --dump`
+// NumPy .npy files (format 1.0/2.0/3.0, little-endian, C order): what `headscope forward --dump`
 // writes and what the parity tests read from fixtures.
 #pragma once
 
@@ -13,9 +13,10 @@ struct NpyArray {
   std::string descr;              // e.g. "<f4", "<i8"
   std::vector<int64_t> shape;
   std::vector<unsigned char> bytes;  // raw little-endian element data
+  std::string path;               // the file it was read from, for error messages
   int64_t numel() const;
-  std::vector<float> asFloat() const;    // for <f4, <f8, <f2
-  std::vector<int64_t> asInt() const;    // for <i4, <i8, <u1...
+  std::vector<float> asFloat() const;    // for <f4, <f8, <f2; Mismatch for other types
+  std::vector<int64_t> asInt() const;    // for <i8, <i4, <i2, |i1, <u1, |u1, |b1; Mismatch otherwise
 };
 
 // Reads a .npy file; errors (Io/Corrupt/Unsupported) name the file.

@@ -55,6 +55,10 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Runs every check open() runs on a whole file image in memory; throws hs::Error naming `path`.
+// For fuzzing and for validating a buffer before it is written anywhere.
+void checkSafetensorsBytes(const std::byte* data, std::size_t size, const std::string& path);
+
 // Writes tensors to a .safetensors file (temp file + fsync + rename). For tests and exports.
 struct TensorToWrite {
   std::string name;
