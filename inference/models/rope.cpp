@@ -1,0 +1,51 @@
+#include "inference/models/rope.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace hs {
+
+at::Tensor ropeInverseFrequencies(const ModelConfig& c, int64_t seqLen) {
+  const auto& r = c.rope;
+  int64_t dim = static_cast<int64_t>(static_cast<double>(c.headDim) * r.partialRotaryFactor);
+  dim -= dim % 2;
+  double base = r.theta;
+  const int64_t originalMax = r.originalMaxPositions > 0 ? r.originalMaxPositions : c.maxPositions;
+  if (r.type == RopeType::Dynamic && seqLen > originalMax) {
+    // transformers' _compute_dynamic_ntk_parameters
+    const double ratio = r.factor * static_cast<double>(seqLen) / static_cast<double>(originalMax) - (r.factor - 1);
+    base = r.theta * std::pow(ratio, static_cast<double>(dim) / static_cast<double>(dim - 2));
+  }
+  auto invFreq = 1.0 / at::pow(base, at::arange(0, dim, 2, at::kDouble) / static_cast<double>(dim));
+  if (r.type == RopeType::Linear) invFreq = invFreq / r.factor;
+  if (r.type == RopeType::Llama3) {
+    // transformers' _compute_llama3_parameters: long wavelengths are slowed by `factor`, short ones
+    // kept, the band between interpolated smoothly.
+    const double oldCtx = static_cast<double>(originalMax);
+    const double lowWavelen = oldCtx / r.lowFreqFactor, highWavelen = oldCtx / r.highFreqFactor;
+    const auto wavelen = 2 * M_PI / invFreq;
+    auto scaled = at::where(wavelen > lowWavelen, invFreq / r.factor, invFreq);
+    const auto smooth = (oldCtx / wavelen - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+    const auto smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    const auto medium = (wavelen >= highWavelen) & (wavelen <= lowWavelen);
+    invFreq = at::where(medium, smoothed, scaled);
+  }
+  return invFreq;
+}
+
+at::Tensor applyRope(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& invFreq) {
+  const int64_t rot = invFreq.numel() * 2;
+  // Angles in float64 then cast, like transformers computes them in float32 from float32 inv_freq:
+  // float32 here matches its rounding for positions < 2^24.
+  const auto freqs = at::outer(positions.to(at::kFloat), invFreq.to(at::kFloat));  // [n, rot/2]
+  const auto emb = at::cat({freqs, freqs}, -1);
+  const auto cos = emb.cos().to(x.scalar_type()).unsqueeze(0), sin = emb.sin().to(x.scalar_type()).unsqueeze(0);
+  const auto xr = x.narrow(-1, 0, rot);
+  const auto x1 = xr.narrow(-1, 0, rot / 2), x2 = xr.narrow(-1, rot / 2, rot / 2);
+  const auto rotated = xr * cos + at::cat({x2.neg(), x1}, -1) * sin;
+  if (rot == x.size(-1)) return rotated;
+  return at::cat({rotated, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
+}
+
+}  // namespace hs

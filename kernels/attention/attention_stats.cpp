@@ -1,0 +1,168 @@
+#include "kernels/attention/attention_stats.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "kernels/core/error.h"
+
+namespace hs::kernels {
+
+namespace {
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Pads or keeps a column statistic [H, n] to [H, nk].
+at::Tensor padColumns(const at::Tensor& t, int64_t nk) {
+  if (t.size(1) == nk) return t;
+  auto out = at::zeros({t.size(0), nk}, t.options());
+  out.narrow(1, 0, std::min(nk, t.size(1))).copy_(t.narrow(1, 0, std::min(nk, t.size(1))));
+  return out;
+}
+
+}  // namespace
+
+StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64_t nq, int64_t nk,
+                                   int64_t queryStart)
+    : req_(req), heads_(heads), nq_(nq), nk_(nk), queryStart_(queryStart) {
+  if (!req_) return;
+  const auto f = at::TensorOptions().dtype(at::kFloat);
+  s_.sinkFirst = at::zeros({heads, nq}, f);
+  s_.sinkSet = at::zeros({heads, nq}, f);
+  s_.entropy = at::zeros({heads, nq}, f);
+  s_.streamMass = at::zeros({heads, nq}, f);
+  s_.waad = at::zeros({heads, nq}, f);
+  s_.meanDistance = at::zeros({heads, nq}, f);
+  s_.top1Pos = at::zeros({heads, nq}, at::kLong);
+  s_.top1Prob = at::zeros({heads, nq}, f);
+  s_.colSum = at::zeros({heads, nk}, f);
+  s_.colSumBand = at::zeros({heads, nk}, f);
+  s_.targetMass = at::zeros({static_cast<int64_t>(req_->targets.size()), heads, nq}, f);
+  for (const auto& t : req_->targets)
+    check(static_cast<int64_t>(t.rowStart.size()) == nq + 1 && t.rowStart.front() == 0 &&
+              t.rowStart.back() == static_cast<int64_t>(t.keys.size()),
+          ErrorKind::InvalidArgument, "target set '" + t.name + "' must have one row per query", {}, "stats");
+  if (req_->poolBlock > 0) {
+    std::vector<int64_t> ph;
+    for (int h : req_->poolHeads) {
+      check(h >= 0 && h < heads, ErrorKind::InvalidArgument, "pool head out of range", {}, "stats");
+      ph.push_back(h);
+    }
+    if (ph.empty())
+      for (int64_t h = 0; h < heads; ++h) ph.push_back(h);
+    poolHeads_ = at::tensor(ph, at::kLong);
+    const int64_t nqb = ceilDiv(queryStart + nq, req_->poolBlock), nkb = ceilDiv(nk, req_->poolBlock);
+    s_.poolMax = at::zeros({poolHeads_.numel(), nqb, nkb}, f);
+    poolSum_ = at::zeros({poolHeads_.numel(), nqb, nkb}, f);
+  }
+  for (const auto& t : req_->tiles) {
+    check(t.head >= 0 && t.head < heads && 0 <= t.q0 && t.q0 < t.q1 && 0 <= t.k0 && t.k0 < t.k1,
+          ErrorKind::InvalidArgument, "invalid tile request", {}, "stats");
+    check((t.q1 - t.q0) * (t.k1 - t.k0) <= (int64_t{1} << 30), ErrorKind::OutOfMemory,
+          "tile of " + std::to_string(t.q1 - t.q0) + "x" + std::to_string(t.k1 - t.k0) + " is too large", {},
+          "stats");
+    s_.tiles.push_back(at::zeros({t.q1 - t.q0, t.k1 - t.k0}, f));
+  }
+}
+
+void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, int64_t firstRow) {
+  if (!req_) return;
+  const auto p = probsIn.detach();
+  const int64_t rows = p.size(1);
+  auto rowSlice = [&](at::Tensor& t) { return t.narrow(1, firstRow, rows); };
+  const auto kpos = at::arange(nk_, at::kLong).unsqueeze(0);
+  const auto qp = qpos.unsqueeze(1);
+  const auto dist = (qp - kpos).clamp_min(0).to(at::kFloat);  // [rows, nk]
+
+  rowSlice(s_.sinkFirst).copy_(p.select(2, 0));
+  std::vector<int64_t> sinks;
+  for (int64_t j : req_->sinkSet)
+    if (j >= 0 && j < nk_) sinks.push_back(j);
+  if (!sinks.empty()) rowSlice(s_.sinkSet).copy_(p.index_select(2, at::tensor(sinks, at::kLong)).sum(2));
+  rowSlice(s_.entropy).copy_(at::xlogy(p, p).sum(2).neg());
+  const auto stream = ((kpos < req_->streamSink) | (kpos > qp - req_->streamWindow)).to(at::kFloat);
+  rowSlice(s_.streamMass).copy_((p * stream).sum(2));
+  rowSlice(s_.meanDistance).copy_((p * dist).sum(2));
+  rowSlice(s_.waad).copy_((p * dist.clamp_max(static_cast<double>(req_->distanceCap))).sum(2));
+  const auto [top, arg] = p.max(2);
+  rowSlice(s_.top1Prob).copy_(top);
+  rowSlice(s_.top1Pos).copy_(arg);
+  s_.colSum.add_(p.sum(1));
+  const auto lag = qp - kpos;
+  const auto band = ((lag >= req_->bandLo) & (lag <= req_->bandHi)).to(at::kFloat);
+  s_.colSumBand.add_((p * band).sum(1));
+
+  for (size_t t = 0; t < req_->targets.size(); ++t) {
+    const auto& ts = req_->targets[t];
+    auto m = at::zeros({rows, nk_}, at::kFloat);
+    auto ma = m.accessor<float, 2>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t e = ts.rowStart[firstRow + r]; e < ts.rowStart[firstRow + r + 1]; ++e)
+        if (ts.keys[e] >= 0 && ts.keys[e] < nk_) ma[r][ts.keys[e]] = 1.0f;
+    s_.targetMass[t].narrow(1, firstRow, rows).copy_((p * m).sum(2));
+  }
+
+  if (req_->poolBlock > 0) {
+    const int64_t b = req_->poolBlock, nkb = poolSum_.size(2);
+    auto sel = p.index_select(0, poolHeads_);
+    if (nkb * b != nk_) sel = at::constant_pad_nd(sel, {0, nkb * b - nk_});
+    const auto byKeyBlock = sel.view({sel.size(0), rows, nkb, b});
+    const auto rowMax = byKeyBlock.amax(3), rowSum = byKeyBlock.sum(3);  // [P, rows, nkb]
+    const int64_t pos0 = qpos[0].item<int64_t>();
+    for (int64_t r = 0; r < rows;) {
+      const int64_t qb = (pos0 + r) / b;
+      const int64_t end = std::min(rows, (qb + 1) * b - pos0);
+      auto mx = s_.poolMax.select(1, qb);
+      mx.copy_(at::maximum(mx, rowMax.narrow(1, r, end - r).amax(1)));
+      poolSum_.select(1, qb).add_(rowSum.narrow(1, r, end - r).sum(1));
+      r = end;
+    }
+  }
+
+  const int64_t pos0 = queryStart_ + firstRow;
+  for (size_t i = 0; i < req_->tiles.size(); ++i) {
+    const auto& t = req_->tiles[i];
+    const int64_t a = std::max(t.q0, pos0), e = std::min(t.q1, pos0 + rows);
+    const int64_t kEnd = std::min(t.k1, nk_);
+    if (a >= e || t.k0 >= kEnd) continue;
+    s_.tiles[i].narrow(0, a - t.q0, e - a).narrow(1, 0, kEnd - t.k0)
+        .copy_(p[t.head].narrow(0, a - pos0, e - a).narrow(1, t.k0, kEnd - t.k0));
+  }
+}
+
+LayerStats StatsAccumulator::finish() {
+  if (req_ && req_->poolBlock > 0) {
+    // Cells per block inside the [positions, keys] map: full blocks have B*B, edge blocks fewer.
+    const int64_t b = req_->poolBlock, npos = queryStart_ + nq_;
+    const auto rowsIn = (npos - at::arange(poolSum_.size(1), at::kLong) * b).clamp_max(b).to(at::kFloat);
+    const auto colsIn = (nk_ - at::arange(poolSum_.size(2), at::kLong) * b).clamp_max(b).to(at::kFloat);
+    s_.poolMean = poolSum_ / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+  }
+  return std::move(s_);
+}
+
+void LayerStats::append(const LayerStats& later) {
+  if (!sinkFirst.defined()) {
+    *this = later;
+    return;
+  }
+  auto catRows = [](at::Tensor& a, const at::Tensor& b) { a = at::cat({a, b}, a.dim() - 1); };
+  catRows(sinkFirst, later.sinkFirst);
+  catRows(sinkSet, later.sinkSet);
+  catRows(entropy, later.entropy);
+  catRows(streamMass, later.streamMass);
+  catRows(waad, later.waad);
+  catRows(meanDistance, later.meanDistance);
+  catRows(top1Pos, later.top1Pos);
+  catRows(top1Prob, later.top1Prob);
+  catRows(targetMass, later.targetMass);
+  const int64_t nk = std::max(colSum.size(1), later.colSum.size(1));
+  colSum = padColumns(colSum, nk) + padColumns(later.colSum, nk);
+  colSumBand = padColumns(colSumBand, nk) + padColumns(later.colSumBand, nk);
+  // Pooled maps and tiles describe one call; a later call's replace them.
+  poolMax = later.poolMax;
+  poolMean = later.poolMean;
+  tiles = later.tiles;
+}
+
+}  // namespace hs::kernels

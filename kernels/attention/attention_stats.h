@@ -1,0 +1,28 @@
+// Reduces blocks of attention probabilities to the per-head statistics of a StatsRequest.
+// Shared by the CPU reference and by tests that compute statistics from full maps.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "kernels/attention/attention.h"
+
+namespace hs::kernels {
+
+class StatsAccumulator {
+ public:
+  // req may be null (then add() does nothing). Queries are at positions queryStart..+nq-1.
+  StatsAccumulator(const StatsRequest* req, int64_t heads, int64_t nq, int64_t nk, int64_t queryStart);
+  // probs: [H, rows, nk] final probabilities for query rows firstRow..firstRow+rows-1 (of this call)
+  // at positions qpos [rows].
+  void add(const at::Tensor& probs, const at::Tensor& qpos, int64_t firstRow);
+  // The statistics of every row added so far.
+  LayerStats finish();
+
+ private:
+  const StatsRequest* req_;
+  int64_t heads_, nq_, nk_, queryStart_;
+  LayerStats s_;
+  at::Tensor poolSum_, poolHeads_;
+};
+
+}  // namespace hs::kernels
