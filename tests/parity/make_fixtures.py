@@ -27,11 +27,11 @@ import numpy as np
 import tokenizers
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixture_text  # noqa: E402
-import fixture_tokenizers as ftok  # noqa: E402
+from case_tokenizer import CaseTokenizer, build_tokenizer, tokenize_entries  # noqa: E402
 import parity_checks as chk  # noqa: E402
 from parity_cases import CASES  # noqa: E402
 
@@ -40,7 +40,6 @@ MIN_MARGIN = 1e-3
 MIN_LOGIT_STD = 1.0
 PROMPT_RANGES = [(24, 31), (33, 40)]  # two prompts of different lengths, both past every window
 STORAGE = {"bfloat16": (torch.bfloat16, "BF16"), "float16": (torch.float16, "F16"), "float32": (torch.float32, "F32")}
-MODEL_MAX_LENGTH = 4096
 
 
 def setup_torch():
@@ -51,138 +50,6 @@ def setup_torch():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tokenizers
-
-
-class CaseTokenizer:
-    """The case's tokenizer as transformers loads it, plus the raw tokenizers/sentencepiece objects."""
-
-    def __init__(self, directory, raw=None, sp=None):
-        self.directory = Path(directory)
-        self.raw, self.sp, self.notes = raw, sp, []
-        self.hf = None
-        try:
-            self.hf = AutoTokenizer.from_pretrained(str(directory))
-        except Exception as e:  # the SentencePiece case records the failure instead of stopping
-            self.notes.append(f"AutoTokenizer failed: {type(e).__name__}: {e}")
-
-    def ids(self, text):
-        if self.hf is not None:
-            return list(self.hf(text)["input_ids"])
-        return [self.sp.bos_id()] + list(self.sp.EncodeAsIds(text))
-
-    def token_id(self, text):
-        if self.hf is not None:
-            return self.hf.convert_tokens_to_ids(text)
-        return self.sp.PieceToId(text)
-
-    def __len__(self):
-        """Ids either tokenizer can produce, so the embedding covers both."""
-        sizes = [len(self.hf)] if self.hf is not None else []
-        sizes += [self.sp.GetPieceSize()] if self.sp is not None else []
-        return max(sizes)
-
-
-def save_bpe_tokenizer(tok, special, dest, tokenizer_class):
-    """Saves through transformers (as a checkpoint would ship) and drops add_bos/add_eos flags, which
-    would make transformers rebuild the post-processor instead of using the one in tokenizer.json."""
-    try:
-        from transformers import PreTrainedTokenizerFast
-    except ImportError:
-        from transformers import TokenizersBackend as PreTrainedTokenizerFast
-
-    kwargs = {f"{k}_token": v for k, v in special.items()}
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, clean_up_tokenization_spaces=False, model_max_length=MODEL_MAX_LENGTH, **kwargs
-    )
-    hf.save_pretrained(str(dest))
-    cfg_path = Path(dest) / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    dropped = [k for k in ("add_bos_token", "add_eos_token") if cfg.pop(k, None) is not None]
-    written_class = cfg.get("tokenizer_class")
-    if tokenizer_class:
-        cfg["tokenizer_class"] = tokenizer_class
-    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return written_class, dropped
-
-
-def build_tokenizer(case, corpus, dest):
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    kind = case["tokenizer"]
-    if kind == "sentencepiece":
-        import sentencepiece as spm
-
-        (dest / "tokenizer.model").write_bytes(ftok.sentencepiece_model(corpus, case["tokenizer_vocab"]))
-        cfg = ftok.sentencepiece_tokenizer_config(MODEL_MAX_LENGTH)
-        (dest / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        sp = spm.SentencePieceProcessor(model_file=str(dest / "tokenizer.model"))
-        return CaseTokenizer(dest, sp=sp)
-    builders = {
-        "llama3": lambda: ftok.llama3_tokenizer(corpus, case["tokenizer_vocab"]),
-        "gpt2_bos": lambda: ftok.gpt2_bos_tokenizer(corpus, case["tokenizer_vocab"]),
-        "qwen2": lambda: ftok.qwen2_tokenizer(corpus, case["tokenizer_vocab"], case.get("think_tokens", False)),
-    }
-    tok, special = builders[kind]()
-    wanted = case.get("tokenizer_class")
-    written, dropped = save_bpe_tokenizer(tok, special, dest, wanted)
-    raw = tokenizers.Tokenizer.from_file(str(dest / "tokenizer.json"))
-    result = CaseTokenizer(dest, raw=raw)
-    result.notes.append(f"save_pretrained wrote tokenizer_class={written!r}; dropped {dropped}")
-    if result.hf is None and not wanted:
-        written = "PreTrainedTokenizerFast"
-        result.notes.append(f"AutoTokenizer could not load it; retrying with tokenizer_class={written}")
-        save_bpe_tokenizer(tok, special, dest, written)
-        result = CaseTokenizer(dest, raw=raw)
-    if wanted and wanted != written:
-        # A model-specific class rebuilds the pipeline from its own definition; keep it only if it
-        # encodes exactly like tokenizer.json, otherwise fall back to the generic class.
-        bad = [t for t in fixture_text.common_texts() + case["special_texts"] if hf_vs_raw(result, t)]
-        if result.hf is None or bad:
-            result.notes.append(f"{wanted} disagrees with tokenizer.json on {len(bad)} texts; using {written}")
-            save_bpe_tokenizer(tok, special, dest, written)
-            result = CaseTokenizer(dest, raw=raw)
-        else:
-            result.notes.append(f"{wanted} encodes identically to tokenizer.json")
-    return result
-
-
-def hf_vs_raw(tok, text):
-    """True when transformers' ids differ from tokenizer.json's own encoding."""
-    if tok.hf is None:
-        return True
-    return tok.ids(text) != tok.raw.encode(text, add_special_tokens=True).ids
-
-
-def tokenize_entries(tok, case, problems):
-    texts = fixture_text.common_texts() + case["special_texts"]
-    entries, mismatches, roundtrip_failures = [], 0, 0
-    for text in texts:
-        entry = {"text": text, "ids": tok.ids(text)}
-        if tok.sp is not None:
-            entry["spm_ids"] = [tok.sp.bos_id()] + list(tok.sp.EncodeAsIds(text))
-            mismatches += entry["spm_ids"] != entry["ids"]
-            if tok.sp.DecodeIds(tok.sp.EncodeAsIds(text)) != text:
-                roundtrip_failures += 1
-        else:
-            raw_ids = tok.raw.encode(text, add_special_tokens=True).ids
-            if raw_ids != entry["ids"]:
-                entry["tokenizer_json_ids"] = raw_ids
-                mismatches += 1
-            if ftok.STRIP_TOKEN not in text:
-                plain = tok.raw.encode(text, add_special_tokens=False).ids
-                back = tok.raw.decode(plain, skip_special_tokens=False)
-                want = fixture_text.nfc(text) if case["tokenizer"] == "qwen2" else text
-                roundtrip_failures += back != want
-        entries.append(entry)
-    if tok.sp is None and mismatches:
-        problems.append(f"transformers and tokenizer.json disagree on {mismatches} texts")
-    if tok.sp is None and roundtrip_failures:
-        problems.append(f"{roundtrip_failures} texts do not round-trip through tokenizer.json")
-    return entries, {"texts": len(texts), "mismatches": mismatches, "roundtrip_failures": roundtrip_failures}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,43 +131,66 @@ def run_greedy(model, ids, pad_id):
 
 
 def choose_prompts(tok, pool):
-    """Prompt texts whose token counts fall in PROMPT_RANGES, in pool order (candidates per range)."""
+    """Up to 12 candidate prompts per PROMPT_RANGES slot: the shortest word prefix of each pool text
+    whose token count reaches the slot's lower bound, kept when it does not overshoot the upper one."""
     found = [[] for _ in PROMPT_RANGES]
     for text in pool:
-        n = len(tok.ids(text))
+        words = text.split(" ")
         for slot, (lo, hi) in enumerate(PROMPT_RANGES):
-            if lo <= n <= hi and len(found[slot]) < 12:
-                found[slot].append(text)
+            if len(found[slot]) >= 12:
+                continue
+            for end in range(1, len(words) + 1):
+                prefix = " ".join(words[:end])
+                n = len(tok.ids(prefix))
+                if n >= lo:
+                    if n <= hi:
+                        found[slot].append(prefix)
+                    break
     if not all(found):
         raise RuntimeError(f"no prompt of {PROMPT_RANGES} tokens in the pool")
     return found
 
 
 def select_seed(case, cfg, tok, candidates, pad_id, gen_cfg):
-    """First seed whose model has logit std > 1 and a prompt per range with greedy margins > 1e-3."""
+    """First seed whose model has logit std > 1 and, per PROMPT_RANGES slot, a prompt whose greedy run
+    makes all MAX_NEW_TOKENS tokens with top-2 margins > 1e-3. Also returns the first candidate whose
+    greedy run stops at an eos id (robustly), if any: it becomes an extra generate entry."""
     best = None
     for seed in range(case["seed"], case["seed"] + 8):
         model = build_model(case, cfg, seed)
         model.generation_config = copy.deepcopy(gen_cfg)
-        picked, margins = [], []
+        picked, eos_text = [], None
         for slot in candidates:
+            chosen = None
             for text in slot:
-                ids = tok.ids(text)
-                _, steps = run_greedy(copy.deepcopy(model), ids, pad_id)
-                margin = chk.top2_margin(steps)
-                if margin > MIN_MARGIN:
-                    picked.append(text)
-                    margins.append(margin)
-                    break
+                new_ids, steps = run_greedy(copy.deepcopy(model), tok.ids(text), pad_id)
+                if chk.top2_margin(steps) <= MIN_MARGIN:
+                    continue
+                if len(new_ids) < MAX_NEW_TOKENS:
+                    eos_text = eos_text or text
+                elif chosen is None:
+                    chosen = text
+            if chosen is not None:
+                picked.append(chosen)
         logits, _, _ = run_forward(copy.deepcopy(model), tok.ids(candidates[0][0]))
         std = float(logits.std())
         ok = len(picked) == len(candidates) and std > MIN_LOGIT_STD
-        print(f"  seed {seed}: logit std {std:.3f}, prompts with margin {len(picked)}/{len(candidates)}")
+        print(f"  seed {seed}: logit std {std:.3f}, prompts with margin {len(picked)}/{len(candidates)}, "
+              f"eos prompt {'found' if eos_text else 'none'}")
         if ok:
-            return seed, model, picked
+            return seed, model, picked, eos_text
         if best is None:
-            best = (seed, model, [slot[0] for slot in candidates])
+            best = (seed, model, [slot[0] for slot in candidates], eos_text)
     return best
+
+
+def greedy_entry(model_dir, ids, pad_id, problems, label):
+    greedy, steps = run_greedy(load_saved(model_dir), ids, pad_id)
+    margin = chk.top2_margin(steps)
+    if margin <= MIN_MARGIN:
+        problems.append(f"{label}: greedy top-2 margin {margin:.2e} <= {MIN_MARGIN}")
+    entry = {"ids": ids, "max_new_tokens": MAX_NEW_TOKENS, "greedy": greedy, "min_top2_margin": margin}
+    return entry, steps
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -388,7 +278,7 @@ def run_case(case, out_root, corpus, pool):
             eos_token_id=eos if len(eos) > 1 else eos[0],
             pad_token_id=special_ids.get("pad_token_id"),
         )
-        seed, model, prompts = select_seed(case, cfg, tok, choose_prompts(tok, pool), pad_id, gen_cfg)
+        seed, model, prompts, eos_text = select_seed(case, cfg, tok, choose_prompts(tok, pool), pad_id, gen_cfg)
         save_checkpoint(case, model, tok, model_dir, gen_cfg)
     if case.get("legacy_config"):
         make_legacy_config(model_dir, notes)
@@ -417,23 +307,28 @@ def run_case(case, out_root, corpus, pool):
         forward.append({"text": text, "ids": ids, "logits": f"logits_{i}.npy", "logits_shape": list(logits.shape),
                         "attn": f"attn_{i}.npy", "attn_shape": list(attn.shape),
                         "rope_inv_freq": [float(x) for x in inv_freq]})
-        greedy, steps = run_greedy(load_saved(model_dir), ids, pad_id)
-        margin = chk.top2_margin(steps)
-        margins.append(margin)
-        if margin <= MIN_MARGIN:
-            problems.append(f"prompt {i}: greedy top-2 margin {margin:.2e} <= {MIN_MARGIN}")
+        entry, steps = greedy_entry(model_dir, ids, pad_id, problems, f"prompt {i}")
+        margins.append(entry["min_top2_margin"])
+        if len(entry["greedy"]) != MAX_NEW_TOKENS:
+            problems.append(f"prompt {i}: greedy made {len(entry['greedy'])} tokens, expected {MAX_NEW_TOKENS}")
         first_step = chk.rel_max_diff(steps[0], logits[-1])
         if first_step > 1e-4:
             problems.append(f"prompt {i}: first generate step differs from forward logits by {first_step:.2e}")
-        generate.append({"ids": ids, "max_new_tokens": MAX_NEW_TOKENS, "greedy": greedy,
-                         "min_top2_margin": margin})
+        generate.append(entry)
+    covers = list(case["covers"])
+    if eos_text is not None:
+        entry, _ = greedy_entry(model_dir, tok.ids(eos_text), pad_id, problems, "eos prompt")
+        if len(entry["greedy"]) >= MAX_NEW_TOKENS or entry["greedy"][-1] not in eos:
+            problems.append(f"eos prompt: greedy {entry['greedy']} does not end early at eos {eos}")
+        generate.append(dict(entry, text=eos_text, stops_at_eos=True))
+        margins.append(entry["min_top2_margin"])
+        covers.append("greedy generation that stops at eos before max_new_tokens")
     if max(reload_diffs) > 1e-6:
         problems.append(f"reloaded model differs from in-memory model by {max(reload_diffs):.2e}")
     if min(stds) <= MIN_LOGIT_STD:
         problems.append(f"logit std {min(stds):.3f} <= {MIN_LOGIT_STD}")
 
     entries, tok_stats = tokenize_entries(tok, case, problems)
-    covers = list(case["covers"])
     if case["rope"]["rope_type"] == "llama3":
         covers.append(f"llama3 regimes {chk.llama3_regimes(case['rope'], head_dim_of(case))}")
     expected_json = {

@@ -32,7 +32,7 @@ def expected_inv_freq(rope, head_dim, max_position_embeddings, seq_len):
         smoothed = (1 - smooth) * scaled / factor + smooth * scaled
         medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
         inv = np.where(medium, smoothed, scaled)
-    elif kind != "default":
+    elif kind not in ("default", "dynamic"):
         raise ValueError(f"no reference formula for rope_type {kind!r}")
     return inv
 
