@@ -6,7 +6,8 @@
 
 namespace hs {
 
-// Parses `text`; on a syntax error throws Corrupt naming `path` with line, column and byte offset.
+// Parses `text`; on a syntax error throws Corrupt naming `path` with the line, column and byte
+// offset of the last character read, i.e. the end of the offending token (1-based line/column).
 // Empty files, HTML error pages and Git LFS pointers get a hint about a failed download.
 nlohmann::json parseJsonText(const std::string& text, const std::string& path);
 

@@ -172,9 +172,9 @@ void writeArray(const std::string& path, const char* descr, const T* data, const
     check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel), ErrorKind::InvalidArgument,
           "negative or overflowing shape", path);
   check(numel == 0 || data != nullptr, ErrorKind::InvalidArgument, "no data given for a non-empty array", path);
-  std::string dims;
-  for (int64_t d : shape) dims += fmt::format("{}, ", d);
-  if (shape.size() > 1) dims.resize(dims.size() - 2);  // (3,) keeps its comma, (2, 3) does not
+  // Python's tuple repr: (), (3,), (2, 3).
+  std::string dims = fmt::format("{}", fmt::join(shape, ", "));
+  if (shape.size() == 1) dims += ",";
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, dims);
   const std::size_t total = 10 + header.size() + 1;
   header.append((kAlign - total % kAlign) % kAlign, ' ');

@@ -296,8 +296,9 @@ void writeSafetensors(const std::string& path, const std::vector<TensorToWrite>&
       check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel), ErrorKind::InvalidArgument,
             "negative or overflowing shape", path, t.name);
     }
-    const std::uint64_t nbytes = numel * dtypeSize(t.dtype);
-    check(nbytes / (numel ? numel : 1) == dtypeSize(t.dtype) && nbytes == t.bytes.size(), ErrorKind::InvalidArgument,
+    std::uint64_t nbytes = 0;
+    const bool overflow = __builtin_mul_overflow(numel, std::uint64_t{dtypeSize(t.dtype)}, &nbytes);
+    check(!overflow && nbytes == t.bytes.size(), ErrorKind::InvalidArgument,
           fmt::format("shape needs {} bytes of {}, given {}", nbytes, dtypeName(t.dtype), t.bytes.size()), path,
           t.name);
     header[t.name] = {{"dtype", dtypeName(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
