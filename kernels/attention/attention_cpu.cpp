@@ -116,7 +116,8 @@ void attenuate(at::Tensor probs /* [rows, nk], modified in place */, const Atten
   if (idx.numel() == 0) return;
   const auto onKeys = probs.index_select(1, idx);
   const auto massOn = onKeys.sum(1, true);
-  const auto massOff = probs.sum(1, true) - massOn;
+  // Summed directly, not as total - massOn: that cancels when the listed keys hold almost all the mass.
+  const auto massOff = probs.index_fill(1, idx, 0.0).sum(1, true);
   const auto removed = massOn * (1.0 - a.beta);
   const auto gain = at::where(massOff > 0, 1.0 + removed / massOff.clamp_min(1e-30), at::ones_like(massOff));
   const auto keep = at::where(massOff > 0, at::full_like(massOff, a.beta), at::ones_like(massOff));
@@ -186,8 +187,8 @@ at::Tensor attentionCpu(const AttentionCall& c, LayerStats* statsOut) {
     }
     blocks.push_back(out);
   }
-  auto out = blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1);
-  if (nq == 0) out = at::zeros({heads, 0, dim});
+  auto out =
+      blocks.empty() ? at::zeros({heads, 0, dim}) : (blocks.size() == 1 ? blocks[0] : at::cat(blocks, 1));
   if (edits && edits->headScale.defined()) out = out * edits->headScale.to(at::kFloat).view({heads, 1, 1});
   if (edits && edits->headAdd.defined()) out = out + edits->headAdd.to(at::kFloat).view({heads, 1, dim});
   if (statsOut && c.stats) *statsOut = acc.finish();
