@@ -3,9 +3,8 @@
 #include <fmt/format.h>
 
 #include <mutex>
-#include <queue>
-
 #include <nlohmann/json.hpp>
+#include <queue>
 
 #include "inference/tokenizers/json_fields.h"
 #include "inference/tokenizers/utf8_text.h"
@@ -21,7 +20,9 @@ constexpr int64_t kMaxIdSlack = 1 << 16;
 constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kMaxCacheEntries = 200000;
 
-bool isUpperHex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
+bool isUpperHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
 
 struct Symbol {
   TokenId id;
@@ -37,7 +38,9 @@ struct MergeCandidate {
   bool operator<(const MergeCandidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
 };
 
-uint64_t pairKey(TokenId a, TokenId b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
+uint64_t pairKey(TokenId a, TokenId b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
 
 }  // namespace
 
@@ -47,40 +50,51 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
         "BPE model needs a 'vocab' object of token -> id", file, "model.vocab");
   int64_t maxId = -1;
   for (const auto& [token, idJson] : vocabIt->items()) {
-    check(idJson.is_number_integer(), ErrorKind::Corrupt,
-          fmt::format("id of '{}' must be an integer, found {}", token, shortJson(idJson)), file, "model.vocab");
+    if (!(idJson.is_number_integer()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("id of '{}' must be an integer, found {}", token, shortJson(idJson)), file,
+                  "model.vocab");
     const int64_t id = idJson.get<int64_t>();
-    check(id >= 0 && id <= INT32_MAX, ErrorKind::Corrupt,
-          fmt::format("id of '{}' must be in [0, 2^31), found {}", token, id), file, "model.vocab");
+    if (!(id >= 0 && id <= INT32_MAX))
+      throw Error(ErrorKind::Corrupt, fmt::format("id of '{}' must be in [0, 2^31), found {}", token, id),
+                  file, "model.vocab");
     maxId = std::max(maxId, id);
     vocab_.emplace(token, static_cast<TokenId>(id));
   }
   const int64_t vocabCount = static_cast<int64_t>(vocab_.size());
-  check(maxId < vocabCount + kMaxIdSlack, ErrorKind::Corrupt,
-        fmt::format("largest id {} leaves most ids unused: the vocab has {} entries", maxId, vocabCount), file,
-        "model.vocab");
+  if (!(maxId < vocabCount + kMaxIdSlack))
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("largest id {} leaves most ids unused: the vocab has {} entries", maxId, vocabCount),
+        file, "model.vocab");
   byId_.resize(static_cast<size_t>(maxId + 1));
   for (const auto& [token, id] : vocab_) {
-    check(!byId_[id].has_value(), ErrorKind::Corrupt,
-          fmt::format("id {} is given to both '{}' and '{}'", id, *byId_[id], token), file, "model.vocab");
+    if (byId_[id].has_value())
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("id {} is given to both '{}' and '{}'", id, *byId_[id], token), file,
+                  "model.vocab");
     byId_[id] = token;
   }
 
   const std::string unk = optionalString(spec, "unk_token", "", file, "model.unk_token");
   if (!unk.empty()) {
     unkId_ = idOf(unk);
-    check(unkId_.has_value(), ErrorKind::Corrupt, fmt::format("unk_token '{}' is not in the vocab", unk), file,
-          "model.unk_token");
+    if (!(unkId_.has_value()))
+      throw Error(ErrorKind::Corrupt, fmt::format("unk_token '{}' is not in the vocab", unk), file,
+                  "model.unk_token");
   }
-  continuingPrefix_ = optionalString(spec, "continuing_subword_prefix", "", file, "model.continuing_subword_prefix");
+  continuingPrefix_ =
+      optionalString(spec, "continuing_subword_prefix", "", file, "model.continuing_subword_prefix");
   endOfWordSuffix_ = optionalString(spec, "end_of_word_suffix", "", file, "model.end_of_word_suffix");
   fuseUnk_ = optionalBool(spec, "fuse_unk", false, file, "model.fuse_unk");
   byteFallback_ = optionalBool(spec, "byte_fallback", false, file, "model.byte_fallback");
   ignoreMerges_ = optionalBool(spec, "ignore_merges", false, file, "model.ignore_merges");
   if (spec.contains("dropout") && !spec["dropout"].is_null()) {
-    check(spec["dropout"].is_number() && spec["dropout"].get<double>() == 0.0, ErrorKind::Unsupported,
-          fmt::format("BPE dropout {} makes encoding random; only 0 or null is supported", shortJson(spec["dropout"])),
-          file, "model.dropout");
+    if (!(spec["dropout"].is_number() && spec["dropout"].get<double>() == 0.0))
+      throw Error(ErrorKind::Unsupported,
+                  fmt::format("BPE dropout {} makes encoding random; only 0 or null is supported",
+                              shortJson(spec["dropout"])),
+                  file, "model.dropout");
   }
 
   if (byteFallback_) {
@@ -88,10 +102,12 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
     byteTokens_.assign(256, -1);
     for (const auto& [token, id] : vocab_) {
       if (token.size() < 4 || token.compare(0, 3, "<0x") != 0 || token.back() != '>') continue;
-      check(token.size() == 6 && isUpperHex(token[3]) && isUpperHex(token[4]), ErrorKind::Corrupt,
-            fmt::format("byte-fallback token '{}' (id {}) is malformed: expected <0xNN> with two uppercase hex digits",
-                        token, id),
-            file, "model.vocab");
+      if (!(token.size() == 6 && isUpperHex(token[3]) && isUpperHex(token[4])))
+        throw Error(ErrorKind::Corrupt,
+                    fmt::format("byte-fallback token '{}' (id {}) is malformed: expected <0xNN> with two "
+                                "uppercase hex digits",
+                                token, id),
+                    file, "model.vocab");
       byteTokens_[std::stoi(token.substr(3, 2), nullptr, 16)] = id;
     }
   }
@@ -107,31 +123,40 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
     if (m.is_string()) {
       const auto line = m.get<std::string>();
       const size_t space = line.find(' ');
-      check(space != std::string::npos && line.find(' ', space + 1) == std::string::npos, ErrorKind::Corrupt,
-            fmt::format("legacy merge \"{}\" must hold exactly one space (tokens with spaces need the [a, b] form)",
-                        line),
+      if (!(space != std::string::npos && line.find(' ', space + 1) == std::string::npos))
+        throw Error(
+            ErrorKind::Corrupt,
+            fmt::format(
+                "legacy merge \"{}\" must hold exactly one space (tokens with spaces need the [a, b] form)",
+                line),
             file, field);
       left = line.substr(0, space);
       right = line.substr(space + 1);
     } else {
-      check(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), ErrorKind::Corrupt,
-            fmt::format("merge must be \"a b\" or [\"a\", \"b\"], found {}", shortJson(m)), file, field);
+      if (!(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()))
+        throw Error(ErrorKind::Corrupt,
+                    fmt::format("merge must be \"a b\" or [\"a\", \"b\"], found {}", shortJson(m)), file,
+                    field);
       left = m[0].get<std::string>();
       right = m[1].get<std::string>();
     }
     const auto a = idOf(left), b = idOf(right);
-    check(a.has_value(), ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", left), file,
-          field);
-    check(b.has_value(), ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", right), file,
-          field);
+    if (!(a.has_value()))
+      throw Error(ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", left), file,
+                  field);
+    if (!(b.has_value()))
+      throw Error(ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", right), file,
+                  field);
     std::string rightPart = right;
     if (!continuingPrefix_.empty() && right.compare(0, continuingPrefix_.size(), continuingPrefix_) == 0) {
       rightPart = right.substr(continuingPrefix_.size());
     }
     const auto merged = idOf(left + rightPart);
-    check(merged.has_value(), ErrorKind::Corrupt,
-          fmt::format("merged token '{}' of merge ('{}', '{}') is not in the vocab", left + rightPart, left, right),
-          file, field);
+    if (!(merged.has_value()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("merged token '{}' of merge ('{}', '{}') is not in the vocab", left + rightPart,
+                              left, right),
+                  file, field);
     // A repeated pair takes its last rank, as HF's map-building does.
     merges_[pairKey(*a, *b)] = {static_cast<uint32_t>(i), *merged};
   }

@@ -4,9 +4,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <unordered_map>
-
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "inference/tokenizers/json_fields.h"
 #include "inference/tokenizers/utf8_text.h"
@@ -38,8 +37,10 @@ void collectTypes(const nlohmann::json& spec, std::vector<std::string>& types) {
 void checkVersion(const nlohmann::json& root, const std::string& file) {
   const auto it = root.find("version");
   if (it == root.end()) return;  // HF accepts files without a version
-  check(it->is_string() && it->get<std::string>() == "1.0", ErrorKind::Unsupported,
-        fmt::format("tokenizer.json version {} is not supported (expected \"1.0\")", shortJson(*it)), file, "version");
+  if (!(it->is_string() && it->get<std::string>() == "1.0"))
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("tokenizer.json version {} is not supported (expected \"1.0\")", shortJson(*it)),
+                file, "version");
 }
 
 }  // namespace
@@ -61,22 +62,26 @@ std::string notByteLevelBpe(const nlohmann::json& root) {
   return fmt::format("{} model with {} pre-tokenizer", model.empty() ? "unknown" : model, pre);
 }
 
-BpeTokenizer::BpeTokenizer(const nlohmann::json& root, const std::string& file, const SpecialTokenConfig& config)
+BpeTokenizer::BpeTokenizer(const nlohmann::json& root, const std::string& file,
+                           const SpecialTokenConfig& config)
     : file_(file) {
   checkVersion(root, file);
   const std::string type = modelType(root);
-  check(root.contains("model") && root["model"].is_object(), ErrorKind::Corrupt, "missing the 'model' object", file,
-        "model");
-  check(type == "BPE", ErrorKind::Unsupported,
-        fmt::format("model type '{}' is not supported (supported: BPE)",
-                    root["model"].value("type", std::string("<none>"))),
-        file, "model.type");
+  check(root.contains("model") && root["model"].is_object(), ErrorKind::Corrupt, "missing the 'model' object",
+        file, "model");
+  if (!(type == "BPE"))
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("model type '{}' is not supported (supported: BPE)",
+                            root["model"].value("type", std::string("<none>"))),
+                file, "model.type");
   model_ = std::make_unique<BpeModel>(root["model"], file);
   normalizer_ = parseNormalizer(root.value("normalizer", nlohmann::json()), file);
   PreTokenizerTraits traits;
   preTokenizer_ = parsePreTokenizer(root.value("pre_tokenizer", nlohmann::json()), file, traits);
-  check(traits.byteLevel, ErrorKind::Unsupported,
-        fmt::format("tokenizer.json holds a {}, not byte-level BPE", notByteLevelBpe(root)), file, "pre_tokenizer");
+  if (!(traits.byteLevel))
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("tokenizer.json holds a {}, not byte-level BPE", notByteLevelBpe(root)), file,
+                "pre_tokenizer");
   decoder_ = parseDecoder(root.value("decoder", nlohmann::json()), file);
   loadAddedTokens(root, config);
   resolveSpecialTokens(config, root);
@@ -90,9 +95,11 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   const auto& vocabById = model_->tokensById();
   auto addToken = [&](AddedToken t, const std::string& file, const std::string& field) {
     if (const auto vocabId = model_->idOf(t.content)) {
-      check(*vocabId == t.id, ErrorKind::Corrupt,
-            fmt::format("added token '{}' has id {} but the vocab gives it id {}", t.content, t.id, *vocabId), file,
-            field);
+      if (!(*vocabId == t.id))
+        throw Error(
+            ErrorKind::Corrupt,
+            fmt::format("added token '{}' has id {} but the vocab gives it id {}", t.content, t.id, *vocabId),
+            file, field);
     } else if (static_cast<size_t>(t.id) < vocabById.size() && vocabById[t.id]) {
       throw Error(ErrorKind::Corrupt,
                   fmt::format("added token '{}' has id {}, which the vocab gives to '{}'", t.content, t.id,
@@ -100,16 +107,18 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
                   file, field);
     }
     if (const auto it = byContent.find(t.content); it != byContent.end()) {
-      check(added_[it->second].id == t.id, ErrorKind::Corrupt,
-            fmt::format("added token '{}' has id {} here but id {} in tokenizer.json", t.content, t.id,
-                        added_[it->second].id),
-            file, field);
+      if (!(added_[it->second].id == t.id))
+        throw Error(ErrorKind::Corrupt,
+                    fmt::format("added token '{}' has id {} here but id {} in tokenizer.json", t.content,
+                                t.id, added_[it->second].id),
+                    file, field);
       return;  // same token listed again (tokenizer_config.json repeats tokenizer.json)
     }
     if (const auto it = byId.find(t.id); it != byId.end()) {
-      throw Error(ErrorKind::Corrupt,
-                  fmt::format("id {} is given to both '{}' and '{}'", t.id, added_[it->second].content, t.content),
-                  file, field);
+      throw Error(
+          ErrorKind::Corrupt,
+          fmt::format("id {} is given to both '{}' and '{}'", t.id, added_[it->second].content, t.content),
+          file, field);
     }
     byContent[t.content] = added_.size();
     byId[t.id] = added_.size();
@@ -121,10 +130,13 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& v = list[i];
     const std::string field = fmt::format("added_tokens[{}]", i);
-    check(v.is_object() && v.contains("id") && v["id"].is_number_integer(), ErrorKind::Corrupt,
-          fmt::format("expected {{\"id\": int, \"content\": ...}}, found {}", shortJson(v)), file_, field);
+    if (!(v.is_object() && v.contains("id") && v["id"].is_number_integer()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("expected {{\"id\": int, \"content\": ...}}, found {}", shortJson(v)), file_,
+                  field);
     const int64_t id = v["id"].get<int64_t>();
-    check(id >= 0 && id <= INT32_MAX, ErrorKind::Corrupt, fmt::format("id {} is out of range", id), file_, field);
+    if (!(id >= 0 && id <= INT32_MAX))
+      throw Error(ErrorKind::Corrupt, fmt::format("id {} is out of range", id), file_, field);
     AddedToken t;
     t.id = static_cast<TokenId>(id);
     t.content = requireString(v, "content", file_, field);
@@ -143,9 +155,11 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   for (const auto& named : config.namedTokens) {
     if (byContent.count(named.content)) continue;
     const auto id = model_->idOf(named.content);
-    check(id.has_value(), ErrorKind::Corrupt,
-          fmt::format("{} '{}' is neither in the vocab nor an added token of {}", named.field, named.content, file_),
-          config.configFile, named.field);
+    if (!(id.has_value()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("{} '{}' is neither in the vocab nor an added token of {}", named.field,
+                              named.content, file_),
+                  config.configFile, named.field);
     AddedToken t;
     t.id = *id;
     t.content = named.content;
@@ -165,7 +179,9 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   }
   std::sort(ids.begin(), ids.end());
   for (size_t i = 0; i < ids.size(); ++i) {
-    check(ids[i] == static_cast<TokenId>(i), ErrorKind::Corrupt,
+    if (!(ids[i] == static_cast<TokenId>(i)))
+      throw Error(
+          ErrorKind::Corrupt,
           fmt::format("id {} belongs to no token (ids must run from 0 to {} without holes; next id is {})", i,
                       ids.size() - 1, ids[i]),
           file_, "model.vocab");
@@ -195,7 +211,8 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
     }
   }
   rawMatcher_ = std::make_unique<AddedTokenMatcher>(std::move(raw), std::move(rawPatterns));
-  normalizedMatcher_ = std::make_unique<AddedTokenMatcher>(std::move(normalized), std::move(normalizedPatterns));
+  normalizedMatcher_ =
+      std::make_unique<AddedTokenMatcher>(std::move(normalized), std::move(normalizedPatterns));
 }
 
 TokenId BpeTokenizer::requireTokenId(const std::string& content, const std::string& file,
@@ -204,7 +221,8 @@ TokenId BpeTokenizer::requireTokenId(const std::string& content, const std::stri
     if (t.content == content) return t.id;
   }
   const auto id = model_->idOf(content);
-  check(id.has_value(), ErrorKind::Corrupt, fmt::format("token '{}' is not in the vocabulary", content), file, field);
+  if (!(id.has_value()))
+    throw Error(ErrorKind::Corrupt, fmt::format("token '{}' is not in the vocabulary", content), file, field);
   return *id;
 }
 
@@ -228,9 +246,11 @@ void BpeTokenizer::resolveSpecialTokens(const SpecialTokenConfig& config, const 
   if (!bos_ && !postProcessor_->prefixIds().empty()) bos_ = postProcessor_->prefixIds().front();
   if (eosFromConfig) eos_.push_back(*eosFromConfig);
   for (const auto& [name, id] : config.eosIdsFromModel) {
-    check(id < n, ErrorKind::Corrupt, fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, n), name,
-          "eos_token_id");
-    if (std::find(eos_.begin(), eos_.end(), static_cast<TokenId>(id)) == eos_.end()) eos_.push_back(static_cast<TokenId>(id));
+    if (!(id < n))
+      throw Error(ErrorKind::Corrupt, fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, n),
+                  name, "eos_token_id");
+    if (std::find(eos_.begin(), eos_.end(), static_cast<TokenId>(id)) == eos_.end())
+      eos_.push_back(static_cast<TokenId>(id));
   }
 }
 
@@ -250,11 +270,14 @@ void BpeTokenizer::encodePlain(std::string_view text, std::vector<TokenId>& ids)
 }
 
 std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
-  check(text.size() <= kMaxInputBytes, ErrorKind::InvalidArgument,
-        fmt::format("input of {} bytes is too long to tokenize (limit {} bytes)", text.size(), kMaxInputBytes));
+  if (!(text.size() <= kMaxInputBytes))
+    throw Error(ErrorKind::InvalidArgument,
+                fmt::format("input of {} bytes is too long to tokenize (limit {} bytes)", text.size(),
+                            kMaxInputBytes));
   const size_t bad = firstInvalidUtf8(text);
-  check(bad == std::string_view::npos, ErrorKind::InvalidArgument,
-        fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
+  if (!(bad == std::string_view::npos))
+    throw Error(ErrorKind::InvalidArgument,
+                fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
   std::vector<TokenId> ids;
   ids.reserve(text.size() / 3 + 4);
   for (const auto& segment : rawMatcher_->split(text)) {
@@ -271,8 +294,9 @@ std::string BpeTokenizer::decode(const std::vector<TokenId>& ids, bool skipSpeci
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const TokenId id : ids) {
-    check(id >= 0 && id < vocabSize(), ErrorKind::InvalidArgument,
-          fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
+    if (!(id >= 0 && id < vocabSize()))
+      throw Error(ErrorKind::InvalidArgument,
+                  fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
     if (skipSpecialTokens && special_[id]) continue;
     tokens.push_back(decodeTextById_[id]);
   }
@@ -288,11 +312,14 @@ std::string BpeTokenizer::decode(const std::vector<TokenId>& ids, bool skipSpeci
 }
 
 std::string BpeTokenizer::tokenText(TokenId id) const {
-  check(id >= 0 && id < vocabSize(), ErrorKind::InvalidArgument,
-        fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
+  if (!(id >= 0 && id < vocabSize()))
+    throw Error(ErrorKind::InvalidArgument,
+                fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
   return tokenById_[id];
 }
 
-bool BpeTokenizer::isSpecial(TokenId id) const { return id >= 0 && id < vocabSize() && special_[id]; }
+bool BpeTokenizer::isSpecial(TokenId id) const {
+  return id >= 0 && id < vocabSize() && special_[id];
+}
 
 }  // namespace hs::tok

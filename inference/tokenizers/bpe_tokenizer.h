@@ -2,11 +2,10 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "inference/tokenizers/added_tokens.h"
 #include "inference/tokenizers/bpe_model.h"

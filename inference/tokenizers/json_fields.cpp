@@ -35,7 +35,8 @@ std::string firstBytes(const std::string& bytes) {
 }
 
 const char* const kDownloadHint =
-    "re-download it (an HTML or '404' error page, or a Git LFS pointer: run `git lfs pull`, saved in its place?)";
+    "re-download it (an HTML or '404' error page, or a Git LFS pointer: run `git lfs pull`, saved in its "
+    "place?)";
 
 }  // namespace
 
@@ -46,7 +47,8 @@ nlohmann::json readJsonFile(const std::string& path) {
   buffer << in.rdbuf();
   check(!in.bad(), ErrorKind::Io, "read failed", path);
   const std::string bytes = buffer.str();
-  check(!bytes.empty(), ErrorKind::Corrupt, fmt::format("file is empty; {}", kDownloadHint), path);
+  if (bytes.empty())
+    throw Error(ErrorKind::Corrupt, fmt::format("file is empty; {}", kDownloadHint), path);
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(bytes);
@@ -56,17 +58,22 @@ nlohmann::json readJsonFile(const std::string& path) {
                             kDownloadHint),
                 path);
   }
-  check(root.is_object(), ErrorKind::Corrupt,
-        fmt::format("expected a JSON object, file starts with \"{}\"; {}", firstBytes(bytes), kDownloadHint), path);
+  if (!(root.is_object()))
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("expected a JSON object, file starts with \"{}\"; {}", firstBytes(bytes), kDownloadHint),
+        path);
   return root;
 }
 
 std::string requireString(const nlohmann::json& spec, const char* key, const std::string& file,
                           const std::string& field) {
   const auto it = spec.find(key);
-  check(it != spec.end(), ErrorKind::Corrupt, fmt::format("missing required key '{}'", key), file, field);
-  check(it->is_string(), ErrorKind::Corrupt,
-        fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file, field);
+  if (!(it != spec.end()))
+    throw Error(ErrorKind::Corrupt, fmt::format("missing required key '{}'", key), file, field);
+  if (!(it->is_string()))
+    throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file,
+                field);
   return it->get<std::string>();
 }
 
@@ -74,8 +81,9 @@ bool optionalBool(const nlohmann::json& spec, const char* key, bool fallback, co
                   const std::string& field) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
-  check(it->is_boolean(), ErrorKind::Corrupt,
-        fmt::format("'{}' must be true or false, found {}", key, shortJson(*it)), file, field);
+  if (!(it->is_boolean()))
+    throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be true or false, found {}", key, shortJson(*it)),
+                file, field);
   return it->get<bool>();
 }
 
@@ -83,14 +91,16 @@ std::string optionalString(const nlohmann::json& spec, const char* key, const st
                            const std::string& file, const std::string& field) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
-  check(it->is_string(), ErrorKind::Corrupt,
-        fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file, field);
+  if (!(it->is_string()))
+    throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file,
+                field);
   return it->get<std::string>();
 }
 
 std::string componentType(const nlohmann::json& spec, const std::string& file, const std::string& field) {
-  check(spec.is_object(), ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(spec)), file,
-        field);
+  if (!(spec.is_object()))
+    throw Error(ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(spec)), file,
+                field);
   return requireString(spec, "type", file, field);
 }
 

@@ -1,9 +1,8 @@
 // Typed access to tokenizer JSON fields, with errors naming the file and field.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace hs::tok {
 

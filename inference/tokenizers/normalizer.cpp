@@ -22,7 +22,7 @@ class UnicodeForm : public Normalizer {
     const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                 static_cast<utf8proc_ssize_t>(text.size()), &out,
                                 static_cast<utf8proc_option_t>(options_ | UTF8PROC_STABLE));
-    check(n >= 0, ErrorKind::Internal, fmt::format("utf8proc failed: {}", utf8proc_errmsg(n)));
+    if (!(n >= 0)) throw Error(ErrorKind::Internal, fmt::format("utf8proc failed: {}", utf8proc_errmsg(n)));
     text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
     std::free(out);
   }
@@ -125,14 +125,19 @@ class NormalizerSequence : public Normalizer {
 // Shared by Replace normalizers/decoders and Split pre-tokenizers: {"String": s} or {"Regex": r}.
 std::unique_ptr<SplitRegex> parsePattern(const nlohmann::json& spec, const std::string& file,
                                          const std::string& field) {
-  check(spec.is_object() && spec.size() == 1, ErrorKind::Corrupt,
-        fmt::format("pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}, found {}", shortJson(spec)), file,
-        field);
-  const auto& [kind, value] = *spec.items().begin();
-  check(value.is_string(), ErrorKind::Corrupt, fmt::format("pattern must be a string, found {}", shortJson(value)),
+  if (!(spec.is_object() && spec.size() == 1))
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}, found {}", shortJson(spec)),
         file, field);
-  check(kind == "String" || kind == "Regex", ErrorKind::Unsupported,
-        fmt::format("pattern kind '{}' (expected String or Regex)", kind), file, field);
+  const std::string kind = spec.begin().key();
+  const nlohmann::json& value = spec.begin().value();
+  if (!(value.is_string()))
+    throw Error(ErrorKind::Corrupt, fmt::format("pattern must be a string, found {}", shortJson(value)), file,
+                field);
+  if (!(kind == "String" || kind == "Regex"))
+    throw Error(ErrorKind::Unsupported, fmt::format("pattern kind '{}' (expected String or Regex)", kind),
+                file, field);
   return std::make_unique<SplitRegex>(value.get<std::string>(), kind == "String", file + ": " + field);
 }
 
@@ -142,8 +147,11 @@ std::unique_ptr<Normalizer> parseNormalizer(const nlohmann::json& spec, const st
   const std::string type = componentType(spec, file, field);
   if (type == "NFC") return std::make_unique<UnicodeForm>(UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeForm>(UTF8PROC_DECOMPOSE);
-  if (type == "NFKC") return std::make_unique<UnicodeForm>(static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
-  if (type == "NFKD") return std::make_unique<UnicodeForm>(static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+  if (type == "NFKC")
+    return std::make_unique<UnicodeForm>(static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+  if (type == "NFKD")
+    return std::make_unique<UnicodeForm>(
+        static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "Prepend") return std::make_unique<Prepend>(requireString(spec, "prepend", file, field));
   if (type == "Strip") {
@@ -157,19 +165,20 @@ std::unique_ptr<Normalizer> parseNormalizer(const nlohmann::json& spec, const st
   }
   if (type == "Sequence") {
     const auto it = spec.find("normalizers");
-    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'normalizers' array", file,
-          field);
+    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'normalizers' array",
+          file, field);
     std::vector<std::unique_ptr<Normalizer>> steps;
     for (const auto& step : *it) {
       if (auto n = parseNormalizer(step, file)) steps.push_back(std::move(n));
     }
     return std::make_unique<NormalizerSequence>(std::move(steps));
   }
-  throw Error(ErrorKind::Unsupported,
-              fmt::format("normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
-                          "Replace, Prepend, Strip, Sequence)",
-                          type),
-              file, field);
+  throw Error(
+      ErrorKind::Unsupported,
+      fmt::format("normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, "
+                  "Replace, Prepend, Strip, Sequence)",
+                  type),
+      file, field);
 }
 
 }  // namespace hs::tok

@@ -2,9 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "inference/tokenizers/byte_level.h"
 #include "inference/tokenizers/json_fields.h"
@@ -35,20 +34,25 @@ class AffixProcessor : public PostProcessor {
   std::vector<TokenId> prefix_, suffix_;
 };
 
-TokenId checkedId(const nlohmann::json& v, int64_t vocabSize, const std::string& file, const std::string& field) {
-  check(v.is_number_integer(), ErrorKind::Corrupt, fmt::format("expected an integer id, found {}", shortJson(v)),
-        file, field);
+TokenId checkedId(const nlohmann::json& v, int64_t vocabSize, const std::string& file,
+                  const std::string& field) {
+  if (!(v.is_number_integer()))
+    throw Error(ErrorKind::Corrupt, fmt::format("expected an integer id, found {}", shortJson(v)), file,
+                field);
   const int64_t id = v.get<int64_t>();
-  check(id >= 0 && id < vocabSize, ErrorKind::Corrupt,
-        fmt::format("id {} is outside the vocabulary [0, {})", id, vocabSize), file, field);
+  if (!(id >= 0 && id < vocabSize))
+    throw Error(ErrorKind::Corrupt, fmt::format("id {} is outside the vocabulary [0, {})", id, vocabSize),
+                file, field);
   return static_cast<TokenId>(id);
 }
 
 // TemplateProcessing "single": pieces given as objects or as the string form "<s>:0 $A:0".
-std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const std::string& file, int64_t vocabSize) {
+std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const std::string& file,
+                                             int64_t vocabSize) {
   const std::string field = "post_processor.single";
   const auto single = spec.find("single");
-  check(single != spec.end(), ErrorKind::Corrupt, "TemplateProcessing needs 'single'", file, "post_processor");
+  check(single != spec.end(), ErrorKind::Corrupt, "TemplateProcessing needs 'single'", file,
+        "post_processor");
   std::vector<std::pair<bool, std::string>> pieces;  // (isSequence, special token name)
   if (single->is_string()) {
     std::istringstream words(single->get<std::string>());
@@ -58,17 +62,22 @@ std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const s
       pieces.push_back({w[0] == '$', w});
     }
   } else {
-    check(single->is_array(), ErrorKind::Corrupt, fmt::format("expected a list, found {}", shortJson(*single)), file,
-          field);
+    if (!(single->is_array()))
+      throw Error(ErrorKind::Corrupt, fmt::format("expected a list, found {}", shortJson(*single)), file,
+                  field);
     for (const auto& piece : *single) {
-      check(piece.is_object() && piece.size() == 1, ErrorKind::Corrupt,
+      if (!(piece.is_object() && piece.size() == 1))
+        throw Error(
+            ErrorKind::Corrupt,
             fmt::format("template piece must be {{\"SpecialToken\": ...}} or {{\"Sequence\": ...}}, found {}",
                         shortJson(piece)),
             file, field);
-      const auto& [kind, body] = *piece.items().begin();
-      check(kind == "SpecialToken" || kind == "Sequence", ErrorKind::Unsupported,
-            fmt::format("template piece '{}'", kind), file, field);
-      pieces.push_back({kind == "Sequence", kind == "Sequence" ? "$A" : requireString(body, "id", file, field)});
+      const std::string kind = piece.begin().key();
+      const nlohmann::json& body = piece.begin().value();
+      if (!(kind == "SpecialToken" || kind == "Sequence"))
+        throw Error(ErrorKind::Unsupported, fmt::format("template piece '{}'", kind), file, field);
+      pieces.push_back(
+          {kind == "Sequence", kind == "Sequence" ? "$A" : requireString(body, "id", file, field)});
     }
   }
   const auto specials = spec.value("special_tokens", nlohmann::json::object());
@@ -81,9 +90,10 @@ std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const s
       continue;
     }
     const auto it = specials.find(name);
-    check(it != specials.end() && it->is_object() && it->contains("ids") && (*it)["ids"].is_array(),
-          ErrorKind::Corrupt, fmt::format("special token '{}' of the template is missing from special_tokens", name),
-          file, "post_processor.special_tokens");
+    if (!(it != specials.end() && it->is_object() && it->contains("ids") && (*it)["ids"].is_array()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("special token '{}' of the template is missing from special_tokens", name),
+                  file, "post_processor.special_tokens");
     for (const auto& id : (*it)["ids"]) {
       (seenSequence ? suffix : prefix)
           .push_back(checkedId(id, vocabSize, file, "post_processor.special_tokens." + name));
@@ -94,14 +104,17 @@ std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const s
 }
 
 // BertProcessing / RobertaProcessing: {"cls": [token, id], "sep": [token, id]} around the sequence.
-std::unique_ptr<PostProcessor> parseClsSep(const nlohmann::json& spec, const std::string& file, int64_t vocabSize) {
+std::unique_ptr<PostProcessor> parseClsSep(const nlohmann::json& spec, const std::string& file,
+                                           int64_t vocabSize) {
   auto idOf = [&](const char* key) {
     const auto it = spec.find(key);
-    check(it != spec.end() && it->is_array() && it->size() == 2, ErrorKind::Corrupt,
-          fmt::format("'{}' must be [token, id]", key), file, std::string("post_processor.") + key);
+    if (!(it != spec.end() && it->is_array() && it->size() == 2))
+      throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be [token, id]", key), file,
+                  std::string("post_processor.") + key);
     return checkedId((*it)[1], vocabSize, file, std::string("post_processor.") + key);
   };
-  return std::make_unique<AffixProcessor>(std::vector<TokenId>{idOf("cls")}, std::vector<TokenId>{idOf("sep")});
+  return std::make_unique<AffixProcessor>(std::vector<TokenId>{idOf("cls")},
+                                          std::vector<TokenId>{idOf("sep")});
 }
 
 }  // namespace
@@ -131,11 +144,12 @@ std::unique_ptr<PostProcessor> parsePostProcessor(const nlohmann::json& spec, co
     }
     return makeAffixProcessor(std::move(prefix), std::move(suffix));
   }
-  throw Error(ErrorKind::Unsupported,
-              fmt::format("post-processor type '{}' is not supported (supported: TemplateProcessing, ByteLevel, "
-                          "BertProcessing, RobertaProcessing, Sequence)",
-                          type),
-              file, "post_processor");
+  throw Error(
+      ErrorKind::Unsupported,
+      fmt::format("post-processor type '{}' is not supported (supported: TemplateProcessing, ByteLevel, "
+                  "BertProcessing, RobertaProcessing, Sequence)",
+                  type),
+      file, "post_processor");
 }
 
 namespace {
@@ -231,11 +245,13 @@ class FuseDecoder : public Decoder {
 // Strip: removes up to `start` leading and `stop` trailing copies of one character per token.
 class StripDecoder : public Decoder {
  public:
-  StripDecoder(std::string content, size_t start, size_t stop) : content_(std::move(content)), start_(start), stop_(stop) {}
+  StripDecoder(std::string content, size_t start, size_t stop)
+      : content_(std::move(content)), start_(start), stop_(stop) {}
   void apply(std::vector<std::string>& tokens) const override {
     for (auto& t : tokens) {
       size_t b = 0, e = t.size();
-      for (size_t i = 0; i < start_ && e - b >= content_.size() && t.compare(b, content_.size(), content_) == 0; ++i)
+      for (size_t i = 0;
+           i < start_ && e - b >= content_.size() && t.compare(b, content_.size(), content_) == 0; ++i)
         b += content_.size();
       for (size_t i = 0; i < stop_ && e - b >= content_.size() &&
                          t.compare(e - content_.size(), content_.size(), content_) == 0;
@@ -278,23 +294,25 @@ std::unique_ptr<Decoder> parseDecoder(const nlohmann::json& spec, const std::str
   if (type == "Strip") {
     const auto start = spec.value("start", 0), stop = spec.value("stop", 0);
     check(start >= 0 && stop >= 0, ErrorKind::Corrupt, "Strip start/stop must be non-negative", file, field);
-    return std::make_unique<StripDecoder>(requireString(spec, "content", file, field), static_cast<size_t>(start),
-                                          static_cast<size_t>(stop));
+    return std::make_unique<StripDecoder>(requireString(spec, "content", file, field),
+                                          static_cast<size_t>(start), static_cast<size_t>(stop));
   }
   if (type == "Sequence") {
     const auto it = spec.find("decoders");
-    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'decoders' array", file, field);
+    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'decoders' array", file,
+          field);
     std::vector<std::unique_ptr<Decoder>> steps;
     for (const auto& step : *it) {
       if (auto d = parseDecoder(step, file)) steps.push_back(std::move(d));
     }
     return std::make_unique<DecoderSequence>(std::move(steps));
   }
-  throw Error(ErrorKind::Unsupported,
-              fmt::format("decoder type '{}' is not supported (supported: ByteLevel, Replace, ByteFallback, Fuse, "
-                          "Strip, Sequence)",
-                          type),
-              file, field);
+  throw Error(
+      ErrorKind::Unsupported,
+      fmt::format("decoder type '{}' is not supported (supported: ByteLevel, Replace, ByteFallback, Fuse, "
+                  "Strip, Sequence)",
+                  type),
+      file, field);
 }
 
 }  // namespace hs::tok

@@ -14,7 +14,8 @@
 
 namespace hs::tok {
 
-const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* const kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 namespace {
 
@@ -42,7 +43,8 @@ std::vector<Segment> segmentsOf(const std::vector<MatchRange>& matches, size_t s
 }
 
 // Mirrors NormalizedString::split in tokenizers/src/tokenizer/normalizer.rs.
-void splitBy(const std::string& piece, std::vector<Segment> segs, Behavior behavior, std::vector<std::string>& out) {
+void splitBy(const std::string& piece, std::vector<Segment> segs, Behavior behavior,
+             std::vector<std::string>& out) {
   std::vector<Segment> kept;
   switch (behavior) {
     case Behavior::Isolated:
@@ -91,7 +93,8 @@ void splitBy(const std::string& piece, std::vector<Segment> segs, Behavior behav
     }
   }
   for (const auto& [range, remove] : kept) {
-    if (!remove && range.second > range.first) out.push_back(piece.substr(range.first, range.second - range.first));
+    if (!remove && range.second > range.first)
+      out.push_back(piece.substr(range.first, range.second - range.first));
   }
 }
 
@@ -214,27 +217,29 @@ std::unique_ptr<PreTokenizer> parsePreTokenizer(const nlohmann::json& spec, cons
   if (type == "Split") {
     check(spec.contains("pattern"), ErrorKind::Corrupt, "Split needs 'pattern'", file, field);
     noteRegexFamily(spec["pattern"], traits);
-    return std::make_unique<SplitPre>(parsePattern(spec["pattern"], file, field + ".pattern"),
-                                      parseBehavior(requireString(spec, "behavior", file, field), file, field),
-                                      optionalBool(spec, "invert", false, file, field));
+    return std::make_unique<SplitPre>(
+        parsePattern(spec["pattern"], file, field + ".pattern"),
+        parseBehavior(requireString(spec, "behavior", file, field), file, field),
+        optionalBool(spec, "invert", false, file, field));
   }
   if (type == "Digits") {
     return std::make_unique<DigitsPre>(optionalBool(spec, "individual_digits", false, file, field));
   }
   if (type == "Sequence") {
     const auto it = spec.find("pretokenizers");
-    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'pretokenizers' array", file,
-          field);
+    check(it != spec.end() && it->is_array(), ErrorKind::Corrupt, "Sequence needs a 'pretokenizers' array",
+          file, field);
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     for (const auto& step : *it) {
       if (auto p = parsePreTokenizer(step, file, traits)) steps.push_back(std::move(p));
     }
     return std::make_unique<PreSequence>(std::move(steps));
   }
-  throw Error(ErrorKind::Unsupported,
-              fmt::format("pre-tokenizer type '{}' is not supported (supported: ByteLevel, Split, Digits, Sequence)",
-                          type),
-              file, field);
+  throw Error(
+      ErrorKind::Unsupported,
+      fmt::format("pre-tokenizer type '{}' is not supported (supported: ByteLevel, Split, Digits, Sequence)",
+                  type),
+      file, field);
 }
 
 }  // namespace hs::tok

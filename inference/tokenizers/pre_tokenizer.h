@@ -2,10 +2,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace hs::tok {
 
@@ -19,9 +18,9 @@ class PreTokenizer {
 
 // What the pre-tokenizer chain looks like, for kind() and for choosing the loader.
 struct PreTokenizerTraits {
-  bool byteLevel = false;        // a ByteLevel step maps bytes to GPT-2's printable characters
-  std::string family;            // "gpt2", "llama3", "qwen2", "custom regex", or "" when none
-  bool parityUnverified = false; // a Split regex we do not know from a supported family
+  bool byteLevel = false;         // a ByteLevel step maps bytes to GPT-2's printable characters
+  std::string family;             // "gpt2", "llama3", "qwen2", "custom regex", or "" when none
+  bool parityUnverified = false;  // a Split regex we do not know from a supported family
 };
 
 // Builds the pre-tokenizer described by `spec` (nullptr for JSON null) and fills `traits`.

@@ -1,23 +1,24 @@
 #include "inference/tokenizers/sentencepiece_tokenizer.h"
 
 #include <fmt/format.h>
-#include <sentencepiece_processor.h>
 
 #include <algorithm>
 #include <climits>
 #include <filesystem>
 #include <fstream>
 
+#include "inference/tokenizers/spm_processor.h"
 #include "inference/tokenizers/utf8_text.h"
 #include "kernels/core/error.h"
 
 namespace hs::tok {
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, const SpecialTokenConfig& config)
-    : file_(modelFile), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+    : file_(modelFile) {
   check(std::filesystem::is_regular_file(modelFile), ErrorKind::Io, "file not found", modelFile);
-  const auto status = sp_->Load(modelFile);
-  if (!status.ok()) {
+  std::string loadError;
+  sp_ = SpmProcessor::load(modelFile, &loadError);
+  if (!sp_) {
     std::ifstream in(modelFile, std::ios::binary);
     std::string head(40, '\0');
     in.read(head.data(), static_cast<std::streamsize>(head.size()));
@@ -25,11 +26,12 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, con
     for (auto& c : head) {
       if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '.';
     }
-    throw Error(ErrorKind::Corrupt,
-                fmt::format("not a SentencePiece model ({}); file starts with \"{}\"; re-download it (a Git LFS "
-                            "pointer or an error page saved in its place?)",
-                            status.ToString(), head),
-                modelFile);
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("not a SentencePiece model ({}); file starts with \"{}\"; re-download it (a Git LFS "
+                    "pointer or an error page saved in its place?)",
+                    loadError, head),
+        modelFile);
   }
   addBos_ = config.addBosToken.value_or(true);
   addEos_ = config.addEosToken.value_or(false);
@@ -46,14 +48,17 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, con
   }
   if (eos) eos_.push_back(*eos);
   for (const auto& [name, id] : config.eosIdsFromModel) {
-    check(id < vocabSize(), ErrorKind::Corrupt,
-          fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, vocabSize()), name, "eos_token_id");
-    if (std::find(eos_.begin(), eos_.end(), static_cast<TokenId>(id)) == eos_.end()) eos_.push_back(static_cast<TokenId>(id));
+    if (!(id < vocabSize()))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, vocabSize()), name,
+                  "eos_token_id");
+    if (std::find(eos_.begin(), eos_.end(), static_cast<TokenId>(id)) == eos_.end())
+      eos_.push_back(static_cast<TokenId>(id));
   }
-  check(!addBos_ || bos_.has_value(), ErrorKind::Corrupt, "add_bos_token is true but the model has no BOS piece",
-        config.configFile, "add_bos_token");
-  check(!addEos_ || eos.has_value(), ErrorKind::Corrupt, "add_eos_token is true but the model has no EOS piece",
-        config.configFile, "add_eos_token");
+  check(!addBos_ || bos_.has_value(), ErrorKind::Corrupt,
+        "add_bos_token is true but the model has no BOS piece", config.configFile, "add_bos_token");
+  check(!addEos_ || eos.has_value(), ErrorKind::Corrupt,
+        "add_eos_token is true but the model has no EOS piece", config.configFile, "add_eos_token");
 
   // Control pieces (<s>, </s>) written in the text are tokens for HF, while SentencePiece would spell
   // them out character by character; named tokens of tokenizer_config.json likewise.
@@ -86,17 +91,21 @@ TokenId SentencePieceTokenizer::requirePiece(const std::string& piece, const std
                                              const std::string& field) const {
   const int id = sp_->PieceToId(piece);
   // PieceToId answers unk_id for unknown pieces; only the unk piece itself may map there.
-  check(id >= 0 && (id != sp_->unk_id() || sp_->IdToPiece(id) == piece), ErrorKind::Corrupt,
-        fmt::format("token '{}' is not a piece of {}", piece, file_), file, field);
+  if (!(id >= 0 && (id != sp_->unk_id() || sp_->IdToPiece(id) == piece)))
+    throw Error(ErrorKind::Corrupt, fmt::format("token '{}' is not a piece of {}", piece, file_), file,
+                field);
   return id;
 }
 
 std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
-  check(text.size() <= static_cast<size_t>(INT32_MAX), ErrorKind::InvalidArgument,
+  if (!(text.size() <= static_cast<size_t>(INT32_MAX)))
+    throw Error(
+        ErrorKind::InvalidArgument,
         fmt::format("input of {} bytes is too long to tokenize (limit {} bytes)", text.size(), INT32_MAX));
   const size_t bad = firstInvalidUtf8(text);
-  check(bad == std::string_view::npos, ErrorKind::InvalidArgument,
-        fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
+  if (!(bad == std::string_view::npos))
+    throw Error(ErrorKind::InvalidArgument,
+                fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
   std::vector<TokenId> ids;
   if (addSpecialTokens && addBos_) ids.push_back(*bos_);
   for (const auto& segment : specials_->split(text)) {
@@ -105,8 +114,9 @@ std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text, bool 
       continue;
     }
     std::vector<int> pieceIds;
-    const auto status = sp_->Encode(std::string(segment.text), &pieceIds);
-    check(status.ok(), ErrorKind::Internal, "SentencePiece encode failed: " + status.ToString(), file_);
+    std::string error;
+    check(sp_->Encode(std::string(segment.text), &pieceIds, &error), ErrorKind::Internal,
+          "SentencePiece encode failed: " + error, file_);
     ids.insert(ids.end(), pieceIds.begin(), pieceIds.end());
   }
   if (addSpecialTokens && addEos_) ids.push_back(eos_.front());
@@ -119,14 +129,15 @@ std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids, bool
   auto flush = [&] {
     if (run.empty()) return;
     std::string text;
-    const auto status = sp_->Decode(run, &text);
-    check(status.ok(), ErrorKind::Internal, "SentencePiece decode failed: " + status.ToString(), file_);
+    std::string error;
+    check(sp_->Decode(run, &text, &error), ErrorKind::Internal, "SentencePiece decode failed: " + error, file_);
     out += text;
     run.clear();
   };
   for (const TokenId id : ids) {
-    check(id >= 0 && id < vocabSize(), ErrorKind::InvalidArgument,
-          fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
+    if (!(id >= 0 && id < vocabSize()))
+      throw Error(ErrorKind::InvalidArgument,
+                  fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
     if (sp_->IsControl(id)) {
       flush();
       if (!skipSpecialTokens) out += sp_->IdToPiece(id);
@@ -139,12 +150,15 @@ std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids, bool
 }
 
 std::string SentencePieceTokenizer::tokenText(TokenId id) const {
-  check(id >= 0 && id < vocabSize(), ErrorKind::InvalidArgument,
-        fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
+  if (!(id >= 0 && id < vocabSize()))
+    throw Error(ErrorKind::InvalidArgument,
+                fmt::format("token id {} is outside the vocabulary [0, {})", id, vocabSize()));
   return sp_->IdToPiece(id);
 }
 
-int64_t SentencePieceTokenizer::vocabSize() const { return sp_->GetPieceSize(); }
+int64_t SentencePieceTokenizer::vocabSize() const {
+  return sp_->GetPieceSize();
+}
 
 bool SentencePieceTokenizer::isSpecial(TokenId id) const {
   return id >= 0 && id < vocabSize() && (sp_->IsControl(id) || sp_->IsUnknown(id));

@@ -9,11 +9,9 @@
 #include "inference/tokenizers/tokenizer.h"
 #include "inference/tokenizers/tokenizer_config.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace hs::tok {
+
+class SpmProcessor;
 
 // SentencePiece ids with HF LlamaTokenizer's specials: BOS prepended unless add_bos_token is false,
 // EOS appended when add_eos_token is true; control tokens written in the text are split out first.
@@ -35,7 +33,7 @@ class SentencePieceTokenizer : public Tokenizer {
   TokenId requirePiece(const std::string& piece, const std::string& file, const std::string& field) const;
 
   std::string file_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<SpmProcessor> sp_;
   std::unique_ptr<AddedTokenMatcher> specials_;
   bool addBos_ = true, addEos_ = false;
   std::optional<TokenId> bos_;

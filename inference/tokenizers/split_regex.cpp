@@ -86,9 +86,11 @@ SplitRegex::SplitRegex(const std::string& pattern, bool literal, const std::stri
   PCRE2_SIZE offset = 0;
   code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(), options, &error,
                               &offset, nullptr);
-  check(code_->code != nullptr, ErrorKind::Unsupported,
-        fmt::format("regex '{}' is not supported by PCRE2 ({} at offset {})", pattern, pcreMessage(error), offset),
-        where);
+  if (!(code_->code != nullptr))
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("regex '{}' is not supported by PCRE2 ({} at offset {})", pattern,
+                            pcreMessage(error), offset),
+                where);
   code_->jit = pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 
@@ -100,12 +102,14 @@ std::vector<MatchRange> SplitRegex::findAll(std::string_view text) const {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
-    const int rc = code_->jit ? pcre2_jit_match(code_->code, subject, text.size(), start, 0, s.data, s.context)
-                              : pcre2_match(code_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, s.data,
-                                            s.context);
+    const int rc =
+        code_->jit
+            ? pcre2_jit_match(code_->code, subject, text.size(), start, 0, s.data, s.context)
+            : pcre2_match(code_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, s.data, s.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    check(rc >= 0, ErrorKind::Internal,
-          fmt::format("regex '{}' failed while matching: {}", pattern_, pcreMessage(rc)));
+    if (!(rc >= 0))
+      throw Error(ErrorKind::Internal,
+                  fmt::format("regex '{}' failed while matching: {}", pattern_, pcreMessage(rc)));
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(s.data);
     const size_t b = ov[0], e = ov[1];
     if (e > b) matches.emplace_back(b, e);

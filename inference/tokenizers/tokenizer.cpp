@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "inference/tokenizers/bpe_tokenizer.h"
@@ -24,21 +23,23 @@ std::unique_ptr<Tokenizer> loadJson(const std::string& jsonPath, const std::stri
   try {
     const auto root = tok::readJsonFile(jsonPath);
     const auto version = root.find("version");
-    check(version == root.end() || (version->is_string() && version->get<std::string>() == "1.0"),
-          ErrorKind::Unsupported,
-          fmt::format("tokenizer.json version {} is not supported (expected \"1.0\")",
-                      version == root.end() ? "" : tok::shortJson(*version)),
-          jsonPath, "version");
+    if (!(version == root.end() || (version->is_string() && version->get<std::string>() == "1.0")))
+      throw Error(ErrorKind::Unsupported,
+                  fmt::format("tokenizer.json version {} is not supported (expected \"1.0\")",
+                              version == root.end() ? "" : tok::shortJson(*version)),
+                  jsonPath, "version");
     const std::string other = tok::notByteLevelBpe(root);
-    if (other.empty()) return std::make_unique<tok::BpeTokenizer>(root, jsonPath, tok::readSpecialTokenConfig(dir));
+    if (other.empty())
+      return std::make_unique<tok::BpeTokenizer>(root, jsonPath, tok::readSpecialTokenConfig(dir));
     if (!spModel.empty() && fs::is_regular_file(spModel)) {
       return std::make_unique<tok::SentencePieceTokenizer>(spModel, tok::readSpecialTokenConfig(dir));
     }
-    throw Error(ErrorKind::Unsupported,
-                fmt::format("tokenizer.json holds a {}; HeadScope reads byte-level BPE tokenizer.json files, or a "
-                            "SentencePiece tokenizer.model (none beside it)",
-                            other),
-                jsonPath, "model.type");
+    throw Error(
+        ErrorKind::Unsupported,
+        fmt::format("tokenizer.json holds a {}; HeadScope reads byte-level BPE tokenizer.json files, or a "
+                    "SentencePiece tokenizer.model (none beside it)",
+                    other),
+        jsonPath, "model.type");
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type that a specific check did not catch.
     throw Error(ErrorKind::Corrupt, fmt::format("unexpected JSON structure: {}", e.what()), jsonPath);

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "inference/tokenizers/json_fields.h"
@@ -13,11 +12,14 @@ namespace hs::tok {
 namespace {
 
 // A special token value: "text", {"content": "text", ...} (AddedToken dict) or null.
-std::optional<std::string> tokenContent(const nlohmann::json& v, const std::string& file, const std::string& field) {
+std::optional<std::string> tokenContent(const nlohmann::json& v, const std::string& file,
+                                        const std::string& field) {
   if (v.is_null()) return std::nullopt;
   if (v.is_string()) return v.get<std::string>();
-  check(v.is_object() && v.contains("content") && v["content"].is_string(), ErrorKind::Corrupt,
-        fmt::format("expected a token string or {{\"content\": ...}}, found {}", shortJson(v)), file, field);
+  if (!(v.is_object() && v.contains("content") && v["content"].is_string()))
+    throw Error(ErrorKind::Corrupt,
+                fmt::format("expected a token string or {{\"content\": ...}}, found {}", shortJson(v)), file,
+                field);
   return v["content"].get<std::string>();
 }
 
@@ -26,12 +28,13 @@ void readEosIds(const std::string& path, SpecialTokenConfig& out) {
   const auto root = readJsonFile(path);
   const auto it = root.find("eos_token_id");
   if (it == root.end() || it->is_null()) return;
-  const auto name = std::filesystem::path(path).filename().string();
   auto add = [&](const nlohmann::json& v) {
-    check(v.is_number_integer() && v.get<int64_t>() >= 0, ErrorKind::Corrupt,
-          fmt::format("eos_token_id must be a non-negative integer or a list of them, found {}", shortJson(v)), path,
-          "eos_token_id");
-    out.eosIdsFromModel.emplace_back(name, v.get<int64_t>());
+    if (!(v.is_number_integer() && v.get<int64_t>() >= 0))
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("eos_token_id must be a non-negative integer or a list of them, found {}",
+                              shortJson(v)),
+                  path, "eos_token_id");
+    out.eosIdsFromModel.emplace_back(path, v.get<int64_t>());
   };
   if (it->is_array()) {
     for (const auto& v : *it) add(v);
@@ -52,7 +55,8 @@ SpecialTokenConfig readSpecialTokenConfig(const std::string& dir) {
       out.addBosToken = optionalBool(root, "add_bos_token", false, path, "add_bos_token");
     if (root.contains("add_eos_token") && !root["add_eos_token"].is_null())
       out.addEosToken = optionalBool(root, "add_eos_token", false, path, "add_eos_token");
-    for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
+    for (const char* key :
+         {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
       if (!root.contains(key)) continue;
       const auto content = tokenContent(root[key], path, key);
       if (!content) continue;
@@ -63,8 +67,9 @@ SpecialTokenConfig readSpecialTokenConfig(const std::string& dir) {
     for (const char* key : {"additional_special_tokens", "extra_special_tokens"}) {
       if (!root.contains(key) || root[key].is_null()) continue;
       const auto& list = root[key];
-      check(list.is_array() || list.is_object(), ErrorKind::Corrupt,
-            fmt::format("expected a list of tokens, found {}", shortJson(list)), path, key);
+      if (!(list.is_array() || list.is_object()))
+        throw Error(ErrorKind::Corrupt, fmt::format("expected a list of tokens, found {}", shortJson(list)),
+                    path, key);
       size_t i = 0;
       for (const auto& v : list) {
         const std::string field = fmt::format("{}[{}]", key, i++);
@@ -86,8 +91,9 @@ SpecialTokenConfig readSpecialTokenConfig(const std::string& dir) {
         } catch (const std::logic_error&) {
           throw Error(ErrorKind::Corrupt, fmt::format("key '{}' is not a token id", key), path, field);
         }
-        check(v.is_object(), ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(v)), path,
-              field);
+        if (!(v.is_object()))
+          throw Error(ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(v)), path,
+                      field);
         t.content = requireString(v, "content", path, field);
         t.singleWord = optionalBool(v, "single_word", false, path, field);
         t.lstrip = optionalBool(v, "lstrip", false, path, field);

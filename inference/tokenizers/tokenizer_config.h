@@ -18,12 +18,12 @@ struct NamedToken {
 };
 
 struct SpecialTokenConfig {
-  std::string configFile;                  // tokenizer_config.json path ("" when absent)
+  std::string configFile;                        // tokenizer_config.json path ("" when absent)
   std::optional<bool> addBosToken, addEosToken;  // only when given explicitly
   std::optional<std::string> bosToken, eosToken;
-  std::vector<NamedToken> namedTokens;     // bos/eos/unk/pad/sep/cls/mask and additional/extra specials
+  std::vector<NamedToken> namedTokens;         // bos/eos/unk/pad/sep/cls/mask and additional/extra specials
   std::vector<AddedToken> addedTokensDecoder;  // "added_tokens_decoder" entries
-  // eos_token_id of generation_config.json and config.json (int or list), with their file names.
+  // eos_token_id of generation_config.json and config.json (int or list), with their paths.
   std::vector<std::pair<std::string, int64_t>> eosIdsFromModel;
 };
 
