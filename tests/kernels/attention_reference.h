@@ -28,9 +28,17 @@ struct RefCall {
   std::vector<double> q, k, v;  // [H, Nq, D], [KVH, Nk, D], [KVH, Nk, D]
 
   explicit RefCall(const kernels::AttentionCall& c)
-      : heads(c.q.size(0)), kvHeads(c.k.size(0)), nq(c.q.size(1)), nk(c.k.size(1)), dim(c.q.size(2)),
-        queryStart(c.queryStart), slidingWindow(c.slidingWindow), scale(c.scale), q(toDoubles(c.q)),
-        k(toDoubles(c.k)), v(toDoubles(c.v)) {}
+      : heads(c.q.size(0)),
+        kvHeads(c.k.size(0)),
+        nq(c.q.size(1)),
+        nk(c.k.size(1)),
+        dim(c.q.size(2)),
+        queryStart(c.queryStart),
+        slidingWindow(c.slidingWindow),
+        scale(c.scale),
+        q(toDoubles(c.q)),
+        k(toDoubles(c.k)),
+        v(toDoubles(c.v)) {}
 };
 
 // Output [H, Nq, D], final probabilities [H, Nq, Nk], and for each StreamingMix (in order) the
@@ -50,7 +58,8 @@ inline bool maskAllows(const kernels::HeadMask& m, int64_t i, int64_t j) {
 }
 
 // Softmax of logits over the allowed keys; all zero when no key is allowed.
-inline std::vector<double> maskedSoftmax(const std::vector<double>& logits, const std::vector<bool>& allowed) {
+inline std::vector<double> maskedSoftmax(const std::vector<double>& logits,
+                                         const std::vector<bool>& allowed) {
   std::vector<double> p(logits.size(), 0.0);
   double mx = -INFINITY;
   for (size_t j = 0; j < logits.size(); ++j)
@@ -71,7 +80,8 @@ inline RefResult referenceAttention(const RefCall& c, const kernels::LayerEdits*
   const size_t nMix = edits ? edits->mixes.size() : 0;
   r.mixFull.assign(nMix, std::vector<double>(NQ * D, 0.0));
   r.mixStreaming.assign(nMix, std::vector<double>(NQ * D, 0.0));
-  const auto scaleH = (edits && edits->headScale.defined()) ? toDoubles(edits->headScale) : std::vector<double>();
+  const auto scaleH =
+      (edits && edits->headScale.defined()) ? toDoubles(edits->headScale) : std::vector<double>();
   const auto addH = (edits && edits->headAdd.defined()) ? toDoubles(edits->headAdd) : std::vector<double>();
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / G;

@@ -54,7 +54,8 @@ inline RefStats referenceStats(const std::vector<double>& probs, int64_t H, int6
   for (int64_t t = 0; t < T; ++t)
     for (int64_t row = 0; row < NQ; ++row) {
       const auto& ts = req.targets[t];
-      const std::set<int64_t> keys(ts.keys.begin() + ts.rowStart[row], ts.keys.begin() + ts.rowStart[row + 1]);
+      const std::set<int64_t> keys(ts.keys.begin() + ts.rowStart[row],
+                                   ts.keys.begin() + ts.rowStart[row + 1]);
       for (int64_t h = 0; h < H; ++h)
         for (int64_t j : keys)
           if (j >= 0 && j < NK) s.targetMass[(t * H + h) * NQ + row] += A(h, row, j);
