@@ -47,8 +47,7 @@ nlohmann::json readJsonFile(const std::string& path) {
   buffer << in.rdbuf();
   check(!in.bad(), ErrorKind::Io, "read failed", path);
   const std::string bytes = buffer.str();
-  if (bytes.empty())
-    throw Error(ErrorKind::Corrupt, fmt::format("file is empty; {}", kDownloadHint), path);
+  if (bytes.empty()) throw Error(ErrorKind::Corrupt, fmt::format("file is empty; {}", kDownloadHint), path);
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(bytes);

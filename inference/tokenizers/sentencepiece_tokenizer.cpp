@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "inference/tokenizers/sentencepiece_proto.h"
 #include "inference/tokenizers/spm_processor.h"
 #include "inference/tokenizers/utf8_text.h"
 #include "kernels/core/error.h"
@@ -16,13 +17,13 @@ namespace hs::tok {
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, const SpecialTokenConfig& config)
     : file_(modelFile) {
   check(std::filesystem::is_regular_file(modelFile), ErrorKind::Io, "file not found", modelFile);
+  std::ifstream in(modelFile, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check(!in.bad(), ErrorKind::Io, "read failed", modelFile);
   std::string loadError;
-  sp_ = SpmProcessor::load(modelFile, &loadError);
+  sp_ = SpmProcessor::loadSerialized(bytes, &loadError);
   if (!sp_) {
-    std::ifstream in(modelFile, std::ios::binary);
-    std::string head(40, '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(in.gcount()));
+    std::string head = bytes.substr(0, 40);
     for (auto& c : head) {
       if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '.';
     }
@@ -33,6 +34,12 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, con
                     loadError, head),
         modelFile);
   }
+  noPrefix_ = SpmProcessor::loadSerialized(withoutDummyPrefix(bytes, modelFile), &loadError);
+  if (!noPrefix_) {
+    throw Error(ErrorKind::Corrupt, "cannot reload the model without its dummy prefix: " + loadError,
+                modelFile);
+  }
+  legacy_ = config.legacy.value_or(true);
   addBos_ = config.addBosToken.value_or(true);
   addEos_ = config.addEosToken.value_or(false);
   if (config.bosToken) {
@@ -113,10 +120,16 @@ std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text, bool 
       ids.push_back(*segment.token);
       continue;
     }
+    // transformers' Metaspace: "▁" is prepended unless the piece already starts with a space, and
+    // with legacy=false only when the piece starts the text.
+    const bool startsWithSpace = segment.text[0] == ' ' || segment.text.rfind("\xE2\x96\x81", 0) == 0;
+    const bool atStart = segment.text.data() == text.data();
+    const SpmProcessor& sp = !startsWithSpace && (legacy_ || atStart) ? *sp_ : *noPrefix_;
     std::vector<int> pieceIds;
     std::string error;
-    check(sp_->Encode(std::string(segment.text), &pieceIds, &error), ErrorKind::Internal,
-          "SentencePiece encode failed: " + error, file_);
+    if (!sp.Encode(std::string(segment.text), &pieceIds, &error)) {
+      throw Error(ErrorKind::Internal, "SentencePiece encode failed: " + error, file_);
+    }
     ids.insert(ids.end(), pieceIds.begin(), pieceIds.end());
   }
   if (addSpecialTokens && addEos_) ids.push_back(eos_.front());
@@ -130,7 +143,9 @@ std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids, bool
     if (run.empty()) return;
     std::string text;
     std::string error;
-    check(sp_->Decode(run, &text, &error), ErrorKind::Internal, "SentencePiece decode failed: " + error, file_);
+    if (!sp_->Decode(run, &text, &error)) {
+      throw Error(ErrorKind::Internal, "SentencePiece decode failed: " + error, file_);
+    }
     out += text;
     run.clear();
   };

@@ -13,8 +13,10 @@ namespace hs::tok {
 
 class SpmProcessor;
 
-// SentencePiece ids with HF LlamaTokenizer's specials: BOS prepended unless add_bos_token is false,
-// EOS appended when add_eos_token is true; control tokens written in the text are split out first.
+// SentencePiece ids as transformers' LlamaTokenizer gives them: BOS prepended unless add_bos_token
+// is false, EOS appended when add_eos_token is true, control tokens written in the text split out
+// first, and "▁" prepended like Metaspace: never to a piece already starting with a space, and
+// with legacy=false only at the very start of the text (prepend_scheme "first").
 class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(const std::string& modelFile, const SpecialTokenConfig& config);
@@ -34,8 +36,9 @@ class SentencePieceTokenizer : public Tokenizer {
 
   std::string file_;
   std::unique_ptr<SpmProcessor> sp_;
+  std::unique_ptr<SpmProcessor> noPrefix_;  // the same model with add_dummy_prefix off
   std::unique_ptr<AddedTokenMatcher> specials_;
-  bool addBos_ = true, addEos_ = false;
+  bool addBos_ = true, addEos_ = false, legacy_ = true;
   std::optional<TokenId> bos_;
   std::vector<TokenId> eos_;
 };

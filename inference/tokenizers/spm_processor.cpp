@@ -17,6 +17,7 @@ namespace {
 // The bridge's entry points, resolved once per process.
 struct Bridge {
   decltype(&hs_spm_load) load;
+  decltype(&hs_spm_load_serialized) loadSerialized;
   decltype(&hs_spm_free) free;
   decltype(&hs_spm_piece_size) pieceSize;
   decltype(&hs_spm_piece_to_id) pieceToId;
@@ -57,8 +58,8 @@ const Bridge& bridge() {
       tried += std::string(" ") + p + " (" + dlerror() + ")";
     }
     if (!handle) {
-      failure = "cannot load the SentencePiece bridge libheadscope_spm.so" + (tried.empty() ? " (not found)" : tried) +
-                "; set HEADSCOPE_SPM_BRIDGE to its path";
+      failure = "cannot load the SentencePiece bridge libheadscope_spm.so" +
+                (tried.empty() ? " (not found)" : tried) + "; set HEADSCOPE_SPM_BRIDGE to its path";
       return;
     }
     auto sym = [&](const char* name) {
@@ -67,6 +68,7 @@ const Bridge& bridge() {
       return s;
     };
     b.load = reinterpret_cast<decltype(b.load)>(sym("hs_spm_load"));
+    b.loadSerialized = reinterpret_cast<decltype(b.loadSerialized)>(sym("hs_spm_load_serialized"));
     b.free = reinterpret_cast<decltype(b.free)>(sym("hs_spm_free"));
     b.pieceSize = reinterpret_cast<decltype(b.pieceSize)>(sym("hs_spm_piece_size"));
     b.pieceToId = reinterpret_cast<decltype(b.pieceToId)>(sym("hs_spm_piece_to_id"));
@@ -100,16 +102,47 @@ std::unique_ptr<SpmProcessor> SpmProcessor::load(const std::string& path, std::s
   return std::unique_ptr<SpmProcessor>(new SpmProcessor(sp));
 }
 
-SpmProcessor::~SpmProcessor() { bridge().free(sp_); }
-int SpmProcessor::GetPieceSize() const { return bridge().pieceSize(sp_); }
-int SpmProcessor::PieceToId(const std::string& piece) const { return bridge().pieceToId(sp_, piece.data(), piece.size()); }
-std::string SpmProcessor::IdToPiece(int id) const { return takeString(bridge(), bridge().idToPiece(sp_, id)); }
-bool SpmProcessor::IsControl(int id) const { return bridge().flags(sp_, id) & HS_SPM_CONTROL; }
-bool SpmProcessor::IsUnknown(int id) const { return bridge().flags(sp_, id) & HS_SPM_UNKNOWN; }
-bool SpmProcessor::IsByte(int id) const { return bridge().flags(sp_, id) & HS_SPM_BYTE; }
-int SpmProcessor::unk_id() const { return bridge().specialId(sp_, HS_SPM_UNK_ID); }
-int SpmProcessor::bos_id() const { return bridge().specialId(sp_, HS_SPM_BOS_ID); }
-int SpmProcessor::eos_id() const { return bridge().specialId(sp_, HS_SPM_EOS_ID); }
+std::unique_ptr<SpmProcessor> SpmProcessor::loadSerialized(const std::string& bytes, std::string* error) {
+  const Bridge& b = bridge();
+  char* err = nullptr;
+  hs_spm* sp = b.loadSerialized(bytes.data(), bytes.size(), &err);
+  if (!sp) {
+    if (error) *error = takeString(b, err);
+    return nullptr;
+  }
+  return std::unique_ptr<SpmProcessor>(new SpmProcessor(sp));
+}
+
+SpmProcessor::~SpmProcessor() {
+  bridge().free(sp_);
+}
+int SpmProcessor::GetPieceSize() const {
+  return bridge().pieceSize(sp_);
+}
+int SpmProcessor::PieceToId(const std::string& piece) const {
+  return bridge().pieceToId(sp_, piece.data(), piece.size());
+}
+std::string SpmProcessor::IdToPiece(int id) const {
+  return takeString(bridge(), bridge().idToPiece(sp_, id));
+}
+bool SpmProcessor::IsControl(int id) const {
+  return bridge().flags(sp_, id) & HS_SPM_CONTROL;
+}
+bool SpmProcessor::IsUnknown(int id) const {
+  return bridge().flags(sp_, id) & HS_SPM_UNKNOWN;
+}
+bool SpmProcessor::IsByte(int id) const {
+  return bridge().flags(sp_, id) & HS_SPM_BYTE;
+}
+int SpmProcessor::unk_id() const {
+  return bridge().specialId(sp_, HS_SPM_UNK_ID);
+}
+int SpmProcessor::bos_id() const {
+  return bridge().specialId(sp_, HS_SPM_BOS_ID);
+}
+int SpmProcessor::eos_id() const {
+  return bridge().specialId(sp_, HS_SPM_EOS_ID);
+}
 
 bool SpmProcessor::Encode(const std::string& text, std::vector<int>* ids, std::string* error) const {
   const Bridge& b = bridge();

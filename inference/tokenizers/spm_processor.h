@@ -15,6 +15,8 @@ class SpmProcessor {
   // Loads a .model file; nullptr with *error set when SentencePiece rejects it. Throws hs::Error
   // (Io) when the bridge module itself cannot be loaded.
   static std::unique_ptr<SpmProcessor> load(const std::string& path, std::string* error);
+  // Same from the bytes of a serialized model.
+  static std::unique_ptr<SpmProcessor> loadSerialized(const std::string& bytes, std::string* error);
   ~SpmProcessor();
   SpmProcessor(const SpmProcessor&) = delete;
   SpmProcessor& operator=(const SpmProcessor&) = delete;

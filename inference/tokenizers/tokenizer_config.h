@@ -21,6 +21,7 @@ struct SpecialTokenConfig {
   std::string configFile;                        // tokenizer_config.json path ("" when absent)
   std::optional<bool> addBosToken, addEosToken;  // only when given explicitly
   std::optional<std::string> bosToken, eosToken;
+  std::optional<bool> legacy;                  // LlamaTokenizer's "legacy" (SentencePiece prefix handling)
   std::vector<NamedToken> namedTokens;         // bos/eos/unk/pad/sep/cls/mask and additional/extra specials
   std::vector<AddedToken> addedTokensDecoder;  // "added_tokens_decoder" entries
   // eos_token_id of generation_config.json and config.json (int or list), with their paths.

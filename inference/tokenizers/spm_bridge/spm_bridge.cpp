@@ -35,15 +35,33 @@ hs_spm* hs_spm_load(const char* path, char** error) {
   return sp;
 }
 
-void hs_spm_free(hs_spm* sp) { delete sp; }
+hs_spm* hs_spm_load_serialized(const char* bytes, size_t len, char** error) {
+  auto* sp = new (std::nothrow) hs_spm;
+  if (!sp) return nullptr;
+  const auto status = sp->processor.LoadFromSerializedProto(std::string(bytes, len));
+  if (!status.ok()) {
+    if (error) *error = copyString(status.ToString());
+    delete sp;
+    return nullptr;
+  }
+  return sp;
+}
 
-int hs_spm_piece_size(const hs_spm* sp) { return sp->processor.GetPieceSize(); }
+void hs_spm_free(hs_spm* sp) {
+  delete sp;
+}
+
+int hs_spm_piece_size(const hs_spm* sp) {
+  return sp->processor.GetPieceSize();
+}
 
 int hs_spm_piece_to_id(const hs_spm* sp, const char* piece, size_t len) {
   return sp->processor.PieceToId(std::string(piece, len));
 }
 
-char* hs_spm_id_to_piece(const hs_spm* sp, int id) { return copyString(sp->processor.IdToPiece(id)); }
+char* hs_spm_id_to_piece(const hs_spm* sp, int id) {
+  return copyString(sp->processor.IdToPiece(id));
+}
 
 int hs_spm_flags(const hs_spm* sp, int id) {
   const auto& p = sp->processor;
@@ -53,11 +71,16 @@ int hs_spm_flags(const hs_spm* sp, int id) {
 
 int hs_spm_special_id(const hs_spm* sp, int which) {
   switch (which) {
-    case HS_SPM_UNK_ID: return sp->processor.unk_id();
-    case HS_SPM_BOS_ID: return sp->processor.bos_id();
-    case HS_SPM_EOS_ID: return sp->processor.eos_id();
-    case HS_SPM_PAD_ID: return sp->processor.pad_id();
-    default: return -1;
+    case HS_SPM_UNK_ID:
+      return sp->processor.unk_id();
+    case HS_SPM_BOS_ID:
+      return sp->processor.bos_id();
+    case HS_SPM_EOS_ID:
+      return sp->processor.eos_id();
+    case HS_SPM_PAD_ID:
+      return sp->processor.pad_id();
+    default:
+      return -1;
   }
 }
 
@@ -87,6 +110,8 @@ int hs_spm_decode(const hs_spm* sp, const int* ids, size_t count, char** text, s
   return *text ? 0 : -1;
 }
 
-void hs_spm_release(void* p) { std::free(p); }
+void hs_spm_release(void* p) {
+  std::free(p);
+}
 
 }  // extern "C"

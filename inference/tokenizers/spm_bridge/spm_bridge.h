@@ -19,6 +19,8 @@ enum { HS_SPM_UNK_ID = 0, HS_SPM_BOS_ID = 1, HS_SPM_EOS_ID = 2, HS_SPM_PAD_ID = 
 
 // Loads a .model file; on failure returns NULL and sets *error (free with hs_spm_release).
 hs_spm* hs_spm_load(const char* path, char** error);
+// Same from the bytes of a serialized ModelProto.
+hs_spm* hs_spm_load_serialized(const char* bytes, size_t len, char** error);
 void hs_spm_free(hs_spm* sp);
 int hs_spm_piece_size(const hs_spm* sp);
 int hs_spm_piece_to_id(const hs_spm* sp, const char* piece, size_t len);
