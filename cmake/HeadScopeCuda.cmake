@@ -1,6 +1,8 @@
-# CUDA is optional: on when nvcc exists and LibTorch was built with CUDA, off (with a message)
-# otherwise, so the same tree configures on the CPU-only Debian machines and on the CUDA host.
+# CUDA is optional. HEADSCOPE_CUDA_KERNELS: nvcc exists, so the raw kernels (kernels/cuda/*.cu, no
+# LibTorch) are compiled, also on CPU-only CI. HEADSCOPE_HAVE_CUDA: LibTorch has CUDA as well, so the
+# bridge (attentionCuda), the GPU paths and their tests are built. Both off, with a message, otherwise.
 set(HEADSCOPE_HAVE_CUDA OFF)
+set(HEADSCOPE_CUDA_KERNELS OFF)
 if(HEADSCOPE_CUDA)
   include(CheckLanguage)
   check_language(CUDA)
@@ -10,14 +12,17 @@ if(HEADSCOPE_CUDA)
       set(_torch_cuda ON)
     endif()
   endforeach()
-  if(CMAKE_CUDA_COMPILER AND _torch_cuda)
-    enable_language(CUDA)
-    set(HEADSCOPE_HAVE_CUDA ON)
+  if(CMAKE_CUDA_COMPILER)
+    # Hopper (H100/H200) by default; set before enable_language so CMake does not pick its own default.
     if(NOT CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 90a)
     endif()
-    message(STATUS "HeadScope: CUDA kernels ON (${CMAKE_CUDA_COMPILER}, arch ${CMAKE_CUDA_ARCHITECTURES})")
-  else()
-    message(STATUS "HeadScope: CUDA kernels OFF (nvcc: ${CMAKE_CUDA_COMPILER}; CUDA LibTorch: ${_torch_cuda})")
+    enable_language(CUDA)
+    set(HEADSCOPE_CUDA_KERNELS ON)
+    if(_torch_cuda)
+      set(HEADSCOPE_HAVE_CUDA ON)
+    endif()
   endif()
+  message(STATUS "HeadScope: CUDA kernels ${HEADSCOPE_CUDA_KERNELS} (nvcc: ${CMAKE_CUDA_COMPILER}, arch "
+                 "${CMAKE_CUDA_ARCHITECTURES}); CUDA LibTorch bridge ${HEADSCOPE_HAVE_CUDA}")
 endif()

@@ -1,0 +1,293 @@
+// attentionCuda: turns an AttentionCall into the raw kernels' parameters, uploads the per-head edits,
+// runs forward -> ACT fixup -> statistics -> key masses/tiles -> streaming mix, and returns the output
+// in q's dtype and the statistics as float32 CPU tensors (the LayerStats contract).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/attention/attention.h"
+#include "kernels/core/error.h"
+#include "kernels/cuda/attention_cuda_bridge.h"
+#include "kernels/cuda/attention_kernels.h"
+
+namespace hs::kernels {
+namespace {
+
+namespace kc = hs::kernels::cuda;
+
+thread_local bool tPoison = false;
+
+kc::ElemType elemType(at::ScalarType t) {
+  return t == at::kHalf ? kc::ElemType::F16 : t == at::kBFloat16 ? kc::ElemType::BF16 : kc::ElemType::F32;
+}
+
+// Copies a host vector to the device as a tensor of `type` (the bytes of T).
+template <typename T>
+at::Tensor upload(const std::vector<T>& v, at::Device dev) {
+  auto host = at::empty({static_cast<int64_t>(v.size() * sizeof(T))}, at::kByte);
+  if (!v.empty()) std::memcpy(host.data_ptr(), v.data(), v.size() * sizeof(T));
+  return host.to(dev);
+}
+
+template <typename T>
+const T* ptr(const at::Tensor& t) {
+  return t.defined() ? reinterpret_cast<const T*>(t.data_ptr()) : nullptr;
+}
+
+// A buffer the kernels overwrite completely: poisoned with NaN under ScopedOutputPoisoning.
+at::Tensor written(at::IntArrayRef shape, const at::TensorOptions& opt) {
+  auto t = at::empty(shape, opt);
+  if (tPoison) t.fill_(opt.dtype() == at::kLong ? -1.0 : std::numeric_limits<double>::quiet_NaN());
+  return t;
+}
+
+bool aligned16(const at::Tensor& t) {
+  const int64_t es = static_cast<int64_t>(t.element_size());
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && (t.stride(0) * es) % 16 == 0 &&
+         (t.stride(1) * es) % 16 == 0;
+}
+
+// Device copies of the per-head edits, kept alive for the launches that read them.
+struct DeviceEdits {
+  std::vector<kc::HeadMaskDev> hostMasks;
+  at::Tensor masks, keyAllowed, keyTileAny, blocks, bias, attenuated, beta, attStart, attKeys;
+};
+
+DeviceEdits buildEdits(const LayerEdits& e, int64_t heads, int64_t nk, at::Device dev, kc::AttentionParams& p) {
+  DeviceEdits d;
+  d.hostMasks.resize(heads);
+  std::vector<uint8_t> keyAllowed, blocks;
+  for (const auto& [h, m] : e.masks) {
+    auto& hm = d.hostMasks[h];
+    if (m.kind == HeadMask::Kind::SinkWindow) {
+      hm.hasSinkWindow = 1, hm.sink = m.sink, hm.window = m.window;
+    } else if (m.kind == HeadMask::Kind::KeySet) {
+      if (keyAllowed.empty()) keyAllowed.assign(heads * nk, 1);
+      std::vector<uint8_t> mine(nk, 0);
+      for (int64_t j : m.keys)
+        if (j >= 0 && j < nk) mine[j] = 1;
+      for (int64_t j = 0; j < nk; ++j) keyAllowed[h * nk + j] &= mine[j];  // several key sets intersect
+      hm.hasKeySet = 1;
+    } else {
+      const auto b = m.blocks.to(at::kCPU).to(at::kByte).contiguous();
+      hm.hasBlocks = 1, hm.blockOffset = static_cast<int64_t>(blocks.size()), hm.blockSize = m.blockSize;
+      hm.blockCols = b.size(1);
+      blocks.insert(blocks.end(), b.data_ptr<uint8_t>(), b.data_ptr<uint8_t>() + b.numel());
+    }
+  }
+  if (!keyAllowed.empty()) {
+    const int64_t tiles = (nk + kc::kTileK - 1) / kc::kTileK;
+    std::vector<uint8_t> any(heads * tiles, 0);
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < nk; ++j) any[h * tiles + j / kc::kTileK] |= keyAllowed[h * nk + j];
+    d.keyAllowed = upload(keyAllowed, dev), d.keyTileAny = upload(any, dev);
+  }
+  if (!blocks.empty()) d.blocks = upload(blocks, dev);
+  if (!e.biases.empty()) {
+    std::vector<float> bias(heads * nk, 0.0f);
+    for (const auto& b : e.biases)  // duplicates add up, as index_add_ does on the CPU
+      for (int64_t j : b.keys)
+        if (j >= 0 && j < nk) bias[b.head * nk + j] += static_cast<float>(b.value);
+    d.bias = upload(bias, dev);
+  }
+  if (!e.attenuations.empty()) {
+    std::vector<uint8_t> att(heads * nk, 0);
+    std::vector<float> beta(heads, -1.0f);
+    std::vector<int64_t> start(heads + 1, 0), keys;
+    for (const auto& a : e.attenuations) beta[a.head] = static_cast<float>(a.beta);
+    for (const auto& a : e.attenuations)
+      for (int64_t j : a.keys)
+        if (j >= 0 && j < nk) att[a.head * nk + j] = 1;
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t j = 0; j < nk; ++j)
+        if (att[h * nk + j]) keys.push_back(j);
+      start[h + 1] = static_cast<int64_t>(keys.size());
+    }
+    d.attenuated = upload(att, dev), d.beta = upload(beta, dev);
+    d.attStart = upload(start, dev), d.attKeys = upload(keys, dev);
+  }
+  if (!e.masks.empty()) d.masks = upload(d.hostMasks, dev);
+  p.masks = ptr<kc::HeadMaskDev>(d.masks);
+  p.keyAllowed = ptr<uint8_t>(d.keyAllowed);
+  p.keyTileAny = ptr<uint8_t>(d.keyTileAny);
+  p.blocks = ptr<uint8_t>(d.blocks);
+  p.bias = ptr<float>(d.bias);
+  p.attenuated = ptr<uint8_t>(d.attenuated);
+  p.beta = ptr<float>(d.beta);
+  return d;
+}
+
+// Statistics of the call on the device, returned as float32 CPU tensors.
+LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart, at::Device dev,
+                        cudaStream_t stream) {
+  const int64_t H = p.heads, nq = p.nq, nk = p.nk;
+  const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
+  LayerStats s;
+  s.entropy = written({H, nq}, f), s.streamMass = written({H, nq}, f), s.waad = written({H, nq}, f);
+  s.meanDistance = written({H, nq}, f), s.top1Prob = written({H, nq}, f);
+  s.top1Pos = written({H, nq}, f.dtype(at::kLong));
+  s.colSum = at::zeros({H, nk}, f), s.colSumBand = at::zeros({H, nk}, f);
+  kc::StatsParams sp;
+  sp.streamSink = req.streamSink, sp.streamWindow = req.streamWindow, sp.distanceCap = req.distanceCap;
+  sp.bandLo = req.bandLo, sp.bandHi = req.bandHi;
+  sp.entropy = s.entropy.data_ptr<float>(), sp.streamMass = s.streamMass.data_ptr<float>();
+  sp.waad = s.waad.data_ptr<float>(), sp.meanDistance = s.meanDistance.data_ptr<float>();
+  sp.top1Prob = s.top1Prob.data_ptr<float>(), sp.top1Pos = s.top1Pos.data_ptr<int64_t>();
+  sp.colSum = s.colSum.data_ptr<float>(), sp.colSumBand = s.colSumBand.data_ptr<float>();
+  at::Tensor poolIndex, poolSum;
+  if (req.poolBlock > 0) {
+    std::vector<int32_t> index(H, -1);
+    int32_t slots = 0;
+    if (req.poolHeads.empty())
+      for (int64_t h = 0; h < H; ++h) index[h] = slots++;
+    for (int h : req.poolHeads) index[h] = slots++;  // a head listed twice keeps its last slot
+    const int64_t b = req.poolBlock, rows = (queryStart + nq + b - 1) / b, cols = (nk + b - 1) / b;
+    s.poolMax = at::zeros({slots, rows, cols}, f), poolSum = at::zeros({slots, rows, cols}, f);
+    poolIndex = upload(index, dev);
+    sp.poolBlock = b, sp.poolRows = rows, sp.poolCols = cols, sp.poolIndex = ptr<int32_t>(poolIndex);
+    sp.poolMax = s.poolMax.data_ptr<float>(), sp.poolSum = poolSum.data_ptr<float>();
+  }
+  kc::launchAttentionStats(p, sp, stream);
+
+  s.sinkFirst = written({H, nq}, f);
+  const auto first = upload(std::vector<int64_t>{0}, dev);
+  kc::launchKeyMass(p, nullptr, ptr<int64_t>(first), nk > 0 ? 1 : 0, s.sinkFirst.data_ptr<float>(), stream);
+  std::vector<int64_t> sinks;  // duplicates count twice, as index_select does on the CPU
+  for (int64_t j : req.sinkSet)
+    if (j >= 0 && j < nk) sinks.push_back(j);
+  s.sinkSet = written({H, nq}, f);
+  const auto sinkKeys = upload(sinks, dev);
+  kc::launchKeyMass(p, nullptr, ptr<int64_t>(sinkKeys), static_cast<int64_t>(sinks.size()),
+                    s.sinkSet.data_ptr<float>(), stream);
+
+  s.targetMass = written({static_cast<int64_t>(req.targets.size()), H, nq}, f);
+  for (size_t t = 0; t < req.targets.size(); ++t) {
+    const auto& ts = req.targets[t];
+    std::vector<int64_t> start{0}, keys;  // each row's keys once, in range: the CPU sums a 0/1 mask
+    for (int64_t r = 0; r < nq; ++r) {
+      std::vector<int64_t> row(ts.keys.begin() + ts.rowStart[r], ts.keys.begin() + ts.rowStart[r + 1]);
+      std::sort(row.begin(), row.end());
+      row.erase(std::unique(row.begin(), row.end()), row.end());
+      for (int64_t j : row)
+        if (j >= 0 && j < nk) keys.push_back(j);
+      start.push_back(static_cast<int64_t>(keys.size()));
+    }
+    const auto dStart = upload(start, dev), dKeys = upload(keys, dev);
+    kc::launchKeyMass(p, ptr<int64_t>(dStart), ptr<int64_t>(dKeys), 0, s.targetMass[t].data_ptr<float>(), stream);
+  }
+  for (const auto& t : req.tiles) {
+    auto tile = written({t.q1 - t.q0, t.k1 - t.k0}, f);
+    kc::launchProbabilityTile(p, t.head, t.q0, t.q1, t.k0, t.k1, tile.data_ptr<float>(), stream);
+    s.tiles.push_back(tile.cpu());
+  }
+  if (req.poolBlock > 0) {  // mean over every cell of the block, as StatsAccumulator::finish does
+    const int64_t b = req.poolBlock, npos = queryStart + nq;
+    const auto rowsIn = (npos - at::arange(poolSum.size(1), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
+    const auto colsIn = (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
+    s.poolMean = (poolSum / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0)).cpu();
+    s.poolMax = s.poolMax.cpu();
+  }
+  for (at::Tensor* t : {&s.sinkFirst, &s.sinkSet, &s.entropy, &s.streamMass, &s.waad, &s.meanDistance, &s.top1Pos,
+                        &s.top1Prob, &s.colSum, &s.colSumBand, &s.targetMass})
+    *t = t->cpu();
+  return s;
+}
+
+at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
+  kc::validateCudaCall(c);
+  check(!c.stats || statsOut, ErrorKind::InvalidArgument, "statistics requested without an output", "attention_cuda",
+        "statsOut");
+  const at::Device dev = c.q.device();
+  const c10::cuda::CUDAGuard guard(dev);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
+  auto unitLast = [](const at::Tensor& t) { return t.stride(2) == 1 ? t : t.contiguous(); };
+  const at::Tensor q = unitLast(c.q), k = unitLast(c.k), v = unitLast(c.v);
+  const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2);
+  const LayerEdits* edits = (c.edits && !c.edits->empty()) ? c.edits : nullptr;
+  const bool act = edits && !edits->attenuations.empty(), mix = edits && !edits->mixes.empty();
+  const bool post = act || mix;  // these rewrite the output after the forward: keep it in float32
+
+  kc::AttentionParams p;
+  p.type = elemType(q.scalar_type());
+  p.heads = static_cast<int>(H), p.kvHeads = static_cast<int>(k.size(0)), p.dim = static_cast<int>(D);
+  p.nq = nq, p.nk = nk, p.queryStart = c.queryStart, p.slidingWindow = c.slidingWindow;
+  p.scale = static_cast<float>(c.scale);
+  p.vectorLoads = D % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+  p.q = {q.data_ptr(), q.stride(0), q.stride(1)};
+  p.k = {k.data_ptr(), k.stride(0), k.stride(1)};
+  p.v = {v.data_ptr(), v.stride(0), v.stride(1)};
+  p.numHeads = static_cast<int>(H);
+  DeviceEdits de;
+  if (edits) de = buildEdits(*edits, H, nk, dev, p);
+
+  const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
+  at::Tensor out = written({H, nq, D}, q.options().dtype(post ? at::kFloat : q.scalar_type()));
+  const at::Tensor lse2 = written({H, nq}, f);
+  p.out = out.data_ptr(), p.outType = post ? kc::ElemType::F32 : p.type, p.rowLse2 = lse2.data_ptr<float>();
+  at::Tensor headScale, headAdd;
+  if (edits && edits->headScale.defined()) headScale = edits->headScale.to(f).contiguous();
+  if (edits && edits->headAdd.defined()) headAdd = edits->headAdd.to(f).contiguous();
+  if (!post) p.headScale = ptr<float>(headScale), p.headAdd = ptr<float>(headAdd);
+  at::Tensor actOn, actOff;
+  if (act) {
+    actOn = written({H, nq}, f), actOff = written({H, nq}, f);
+    p.actOn = actOn.data_ptr<float>(), p.actOff = actOff.data_ptr<float>();
+  }
+  kc::launchAttentionForward(p, stream);
+
+  if (act) kc::launchAttenuationFixup(p, ptr<int64_t>(de.attStart), ptr<int64_t>(de.attKeys), stream);
+  if (c.stats) *statsOut = computeStats(*c.stats, p, c.queryStart, dev, stream);
+
+  if (mix) {  // streaming half: same logits (bias, masks) restricted to sink + window, no ACT
+    std::vector<int32_t> heads;
+    for (const auto& m : edits->mixes) {
+      auto& hm = de.hostMasks[m.head];
+      hm.hasStreamWindow = 1, hm.streamSink = m.sink, hm.streamWindow = m.window;
+      heads.push_back(m.head);
+    }
+    const auto masks = upload(de.hostMasks, dev), headList = upload(heads, dev);
+    const auto streamOut = at::zeros({H, nq, D}, f), streamLse = at::empty({H, nq}, f);
+    kc::AttentionParams sp = p;
+    sp.masks = ptr<kc::HeadMaskDev>(masks), sp.headList = ptr<int32_t>(headList);
+    sp.numHeads = static_cast<int>(heads.size());
+    sp.attenuated = nullptr, sp.beta = nullptr, sp.actOn = nullptr, sp.actOff = nullptr;
+    sp.out = streamOut.data_ptr(), sp.outType = kc::ElemType::F32, sp.rowLse2 = streamLse.data_ptr<float>();
+    kc::launchAttentionForward(sp, stream);
+    for (const auto& m : edits->mixes) {
+      const double a = m.alpha.detach().to(at::kCPU).to(at::kDouble).item<double>();
+      out[m.head].mul_(a).add_(streamOut[m.head], 1.0 - a);
+    }
+  }
+  if (post) {
+    if (headScale.defined()) out.mul_(headScale.view({H, 1, 1}));
+    if (headAdd.defined()) out.add_(headAdd.view({H, 1, D}));
+    out = out.to(q.scalar_type());
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace cuda {
+ScopedOutputPoisoning::ScopedOutputPoisoning() : previous_(tPoison) { tPoison = true; }
+ScopedOutputPoisoning::~ScopedOutputPoisoning() { tPoison = previous_; }
+}  // namespace cuda
+
+at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut) {
+  try {
+    return runAttention(call, statsOut);
+  } catch (const c10::OutOfMemoryError& e) {
+    throw Error(ErrorKind::OutOfMemory, std::string("CUDA attention: ") + e.what_without_backtrace(),
+                "attention_cuda", "device memory");
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::Device, std::string("CUDA attention: ") + e.what_without_backtrace(), "attention_cuda",
+                "libtorch");
+  }
+}
+
+}  // namespace hs::kernels

@@ -1,0 +1,29 @@
+// LibTorch side of the CUDA attention (compiled only with HEADSCOPE_HAVE_CUDA): attentionCuda itself is
+// declared in kernels/attention/attention.h; this header adds what tests need beyond the contract.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "kernels/attention/attention.h"
+
+namespace hs::kernels::cuda {
+
+// While alive (on this thread), every buffer that the kernels must overwrite completely (output,
+// row statistics, key masses, tiles) is first filled with NaN (positions with -1), so that a test
+// comparing against the CPU reference sees any element a kernel forgot to write.
+class ScopedOutputPoisoning {
+ public:
+  ScopedOutputPoisoning();
+  ~ScopedOutputPoisoning();
+  ScopedOutputPoisoning(const ScopedOutputPoisoning&) = delete;
+  ScopedOutputPoisoning& operator=(const ScopedOutputPoisoning&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Checks an AttentionCall against what the CUDA kernels support (devices, dtypes, head_dim <= 128,
+// at most one SinkWindow/Blocks mask, attenuation and mix per head); throws hs::Error naming the field.
+void validateCudaCall(const AttentionCall& call);
+
+}  // namespace hs::kernels::cuda

@@ -1,0 +1,226 @@
+// attentionCuda (kernels/cuda/) against the CPU reference attentionCpu on the same dtype-rounded inputs:
+// outputs, every statistic, pooled maps and tiles, over awkward sizes, GQA ratios, head dims, masks and
+// interventions, with the CUDA outputs poisoned first. Plus the error table and CUDA error conversion.
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/attention/attention.h"
+#include "kernels/core/error.h"
+#include "kernels/cuda/attention_cuda_bridge.h"
+#include "kernels/cuda/attention_kernels.h"
+#include "tests/catch.hpp"
+#include "tests/kernels_cuda/attention_cases.h"
+
+using hs::ErrorKind;
+using hs::kernels::AttentionCall;
+using hs::kernels::LayerStats;
+using hs::test::AttentionCase;
+using hs::test::EditSet;
+using hs::test::expectClose;
+
+namespace {
+
+// Full reference probabilities [H, nq, nk] (from the CPU observer) for the top-1 check.
+at::Tensor referenceProbabilities(AttentionCall call) {
+  std::vector<at::Tensor> blocks;
+  call.observer = [&](int64_t, const at::Tensor& p) { blocks.push_back(p.clone()); };
+  LayerStats unused;
+  hs::kernels::attentionCpu(call, &unused);
+  return at::cat(blocks, 1);
+}
+
+void compareCase(const AttentionCase& c, uint64_t seed) {
+  INFO("case " << c.name);
+  const auto pr = hs::test::makeProblem(c, seed);
+  const bool edits = c.edits != EditSet::None;
+  const AttentionCall cpuCall = hs::test::makeCall(*pr, c, false, edits);
+  LayerStats want, got;
+  const at::Tensor wantOut = hs::kernels::attentionCpu(cpuCall, &want);
+  at::Tensor gotOut;
+  {
+    const hs::kernels::cuda::ScopedOutputPoisoning poison;
+    gotOut = hs::kernels::attentionCuda(hs::test::makeCall(*pr, c, true, edits), &got);
+  }
+  REQUIRE(gotOut.scalar_type() == c.dtype);
+  const bool lowPrecision = c.dtype != at::kFloat;
+  expectClose(gotOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4, "output");
+
+  // Statistics are computed in fp32 from the same rounded inputs: 2e-3 absolute (the bf16 target's
+  // bound), plus a small relative part for sums that grow with N (column sums, distances).
+  const double atol = 2e-3, rtol = 1e-3;
+  expectClose(got.sinkFirst, want.sinkFirst, atol, rtol, "sinkFirst");
+  expectClose(got.sinkSet, want.sinkSet, atol, rtol, "sinkSet");
+  expectClose(got.entropy, want.entropy, atol, rtol, "entropy");
+  expectClose(got.streamMass, want.streamMass, atol, rtol, "streamMass");
+  expectClose(got.waad, want.waad, atol, rtol, "waad");
+  expectClose(got.meanDistance, want.meanDistance, atol, rtol, "meanDistance");
+  expectClose(got.top1Prob, want.top1Prob, atol, rtol, "top1Prob");
+  expectClose(got.colSum, want.colSum, atol, rtol, "colSum");
+  expectClose(got.colSumBand, want.colSumBand, atol, rtol, "colSumBand");
+  expectClose(got.targetMass, want.targetMass, atol, rtol, "targetMass");
+  expectClose(got.poolMax, want.poolMax, atol, rtol, "poolMax");
+  expectClose(got.poolMean, want.poolMean, atol, rtol, "poolMean");
+  REQUIRE(got.tiles.size() == want.tiles.size());
+  for (size_t i = 0; i < got.tiles.size(); ++i)
+    expectClose(got.tiles[i], want.tiles[i], atol, rtol, "tile " + std::to_string(i));
+
+  // Top-1 position: ties make the index ambiguous, so check that the reference probability at the
+  // kernel's position is the row maximum (within tolerance).
+  REQUIRE(got.top1Pos.sizes() == want.top1Pos.sizes());
+  if (c.nq > 0) {
+    const auto probs = referenceProbabilities(cpuCall);
+    const auto pos = got.top1Pos;
+    INFO("top1Pos range [" << pos.min().item<int64_t>() << ", " << pos.max().item<int64_t>() << "]");
+    REQUIRE(pos.min().item<int64_t>() >= 0);
+    REQUIRE(pos.max().item<int64_t>() < c.nk);
+    const auto atPos = probs.gather(2, pos.unsqueeze(2)).squeeze(2);
+    expectClose(atPos, want.top1Prob, atol, 0.0, "reference probability at top1Pos");
+  }
+}
+
+// The sweep: N around the tile (1, 63, 64, 65, 130, 300), GQA 1/4/8, head_dim 64/128 and padded ones
+// (36 takes the scalar-load path, 96 the 128 kernel), decode-like query blocks, sliding windows,
+// strided views, every edit set and pool blocks below/above the tile.
+std::vector<AttentionCase> sweep() {
+  using S = at::ScalarType;
+  std::vector<AttentionCase> cases = {
+      {"N=1 d64 bf16", 4, 4, 1, 1, 64, S::BFloat16},
+      {"N=63 d128 gqa4", 8, 2, 63, 63, 128, S::BFloat16},
+      {"N=64 d64 gqa8", 8, 1, 64, 64, 64, S::BFloat16},
+      {"N=65 d128 gqa8 fp16", 8, 1, 65, 65, 128, S::Half},
+      {"N=130 d36 fp32", 4, 2, 130, 130, 36, S::Float},
+      {"N=300 d96 gqa4", 8, 2, 300, 300, 96, S::BFloat16},
+      {"decode 1 of 200 d128", 8, 2, 1, 200, 128, S::BFloat16},
+      {"chunk 17 of 150 d64 fp16", 4, 1, 17, 150, 64, S::Half},
+      {"sliding 32 N=200 d128", 4, 4, 200, 200, 128, S::BFloat16, -1, 32},
+      {"strided N=90 d64", 8, 2, 90, 90, 64, S::BFloat16, -1, 0, EditSet::None, 16, true},
+  };
+  std::vector<AttentionCase> out;
+  const EditSet sets[] = {EditSet::None, EditSet::Masks, EditSet::BiasScale, EditSet::Attenuation,
+                          EditSet::Everything};
+  const char* setNames[] = {"", " masks", " bias+scale", " act", " everything"};
+  const int64_t pools[] = {16, 64, 3, 5, 7};
+  for (size_t i = 0; i < cases.size(); ++i)
+    for (int e = 0; e < 5; ++e) {
+      AttentionCase c = cases[i];
+      c.edits = sets[e];
+      c.name += setNames[e];
+      c.poolBlock = pools[(i + e) % 5];
+      // A sliding window can hide every key of a streaming mix's row: the CPU reference gives NaN there.
+      if (c.slidingWindow > 0 && c.edits == EditSet::Everything) c.edits = EditSet::Attenuation;
+      out.push_back(c);
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("attentionCuda matches the CPU reference over the sweep", "[kernels_cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto cases = sweep();
+  for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 1000 + i);
+}
+
+TEST_CASE("attentionCuda statistics match the CPU reference at 4k tokens (bf16)", "[kernels_cuda][long]") {
+  REQUIRE(at::hasCUDA());
+  AttentionCase c{"4k bf16 gqa4 d128", 4, 1, 4096, 4096, 128, at::kBFloat16};
+  c.poolBlock = 64;
+  compareCase(c, 7);
+  c.name += " act+masks";
+  c.edits = EditSet::Everything;
+  compareCase(c, 8);
+}
+
+TEST_CASE("attentionCuda rejects bad calls with the field named, and stays usable", "[kernels_cuda]") {
+  REQUIRE(at::hasCUDA());
+  AttentionCase base{"small", 4, 2, 20, 20, 64, at::kBFloat16};
+  base.edits = EditSet::Everything;
+  struct Row {
+    std::string name;
+    std::function<void(AttentionCall&, hs::test::AttentionProblem&)> breakIt;
+    ErrorKind kind;
+    std::string fragment;
+  };
+  const std::vector<Row> rows = {
+      {"q on the CPU", [](auto& c, auto&) { c.q = c.q.cpu(); }, ErrorKind::InvalidArgument, "q: expected a CUDA tensor"},
+      {"k dtype differs", [](auto& c, auto&) { c.k = c.k.to(at::kHalf); }, ErrorKind::Mismatch, "k: expected dtype"},
+      {"int q", [](auto& c, auto&) { c.q = c.q.to(at::kInt); }, ErrorKind::Unsupported, "q: expected float32"},
+      {"head_dim 160",
+       [](auto& c, auto&) {
+         c.q = at::zeros({4, 20, 160}, c.q.options()), c.k = c.v = at::zeros({2, 20, 160}, c.k.options());
+       },
+       ErrorKind::Unsupported, "head_dim 160"},
+      {"heads not a multiple", [](auto& c, auto&) { c.k = c.v = at::zeros({3, 20, 64}, c.k.options()); },
+       ErrorKind::InvalidArgument, "multiple of KV heads"},
+      {"queries past the keys", [](auto& c, auto&) { c.queryStart = 5; }, ErrorKind::InvalidArgument,
+       "queryStart: queries at positions 5..24"},
+      {"observer", [](auto& c, auto&) { c.observer = [](int64_t, const at::Tensor&) {}; }, ErrorKind::Unsupported,
+       "observer"},
+      {"two attenuations on a head", [](auto&, auto& p) { p.edits.attenuations.push_back({0, {1}, 0.5}); },
+       ErrorKind::Unsupported, "edits.attenuations[2]"},
+      {"block mask too small",
+       [](auto&, auto& p) { p.edits.masks.push_back({1, hs::kernels::HeadMask::blockSparse(8, at::ones({1, 1}))}); },
+       ErrorKind::InvalidArgument, "block mask is smaller than the sequence"},
+      {"mask head out of range",
+       [](auto&, auto& p) { p.edits.masks.push_back({9, hs::kernels::HeadMask::sinkWindow(1, 1)}); },
+       ErrorKind::InvalidArgument, "edits.masks[4]: head 9 out of range"},
+      {"negative beta", [](auto&, auto& p) { p.edits.attenuations[1].beta = -1; }, ErrorKind::InvalidArgument,
+       "expected beta >= 0"},
+      {"headScale size", [](auto&, auto& p) { p.edits.headScale = at::ones({3}); }, ErrorKind::InvalidArgument,
+       "edits.headScale: expected 4 values, found 3"},
+      {"huge tile", [](auto&, auto& p) { p.stats.tiles.push_back({0, 0, 1 << 20, 0, 1 << 20}); },
+       ErrorKind::OutOfMemory, "stats.tiles[2]"},
+      {"target rows", [](auto&, auto& p) { p.stats.targets[0].rowStart.pop_back(); }, ErrorKind::InvalidArgument,
+       "stats.targets[0] 'previous token'"},
+      {"pool head", [](auto&, auto& p) { p.stats.poolHeads = {4}; }, ErrorKind::InvalidArgument,
+       "stats.poolHeads: head 4 out of range"},
+  };
+  for (const auto& row : rows) {
+    INFO("row: " << row.name);
+    auto pr = hs::test::makeProblem(base, 3);
+    AttentionCall call = hs::test::makeCall(*pr, base, true, true);
+    row.breakIt(call, *pr);
+    LayerStats stats;
+    bool threw = false;
+    try {
+      hs::kernels::attentionCuda(call, &stats);
+    } catch (const hs::Error& e) {
+      threw = true;
+      INFO("what(): " << e.what());
+      CHECK(e.kind() == row.kind);
+      CHECK(std::string(e.what()).find(row.fragment) != std::string::npos);
+    }
+    CHECK(threw);
+  }
+  SECTION("statistics without an output") {
+    auto pr = hs::test::makeProblem(base, 3);
+    try {
+      hs::kernels::attentionCuda(hs::test::makeCall(*pr, base, true, true), nullptr);
+      FAIL("no error");
+    } catch (const hs::Error& e) {
+      CHECK(e.kind() == ErrorKind::InvalidArgument);
+      CHECK(std::string(e.what()).find("statsOut") != std::string::npos);
+    }
+  }
+  compareCase(base, 4);  // the process and the device are still fine after the errors
+}
+
+TEST_CASE("a failed CUDA launch becomes hs::Error(Device) naming the kernel", "[kernels_cuda]") {
+  REQUIRE(at::hasCUDA());
+  namespace kc = hs::kernels::cuda;
+  kc::AttentionParams p;
+  p.type = kc::ElemType::BF16, p.heads = 70000, p.kvHeads = 1, p.dim = 64, p.nq = 1, p.nk = 1;
+  p.numHeads = 70000;  // grid.y above 65535: the launch itself is refused, nothing is read
+  try {
+    kc::launchAttentionForward(p, nullptr);
+    FAIL("no error");
+  } catch (const hs::Error& e) {
+    INFO(e.what());
+    CHECK(e.kind() == ErrorKind::Device);
+    CHECK(std::string(e.what()).find("attention_forward") != std::string::npos);
+  }
+  compareCase({"after a launch error", 4, 2, 70, 70, 64, at::kBFloat16}, 5);
+}
