@@ -50,7 +50,8 @@ GenerateResult generate(Model& model, const std::vector<TokenId>& prompt, const 
   check(o.maxNewTokens >= 0, ErrorKind::InvalidArgument, "max-new-tokens must be >= 0", {}, "--max-new-tokens");
   Sampler sampler(o.sampling);
   const auto eos = o.eosIds.empty() ? modelEosIds(model) : o.eosIds;
-  const int64_t limit = model.config().maxPositions;
+  const auto& cfg = model.config();
+  const int64_t limit = cfg.rope.type == RopeType::Dynamic ? INT64_MAX / 2 : cfg.maxPositions;
   auto cache = model.newCache(std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + o.maxNewTokens));
   ForwardOptions fo = o.forward;
   fo.allLogits = false;

@@ -186,7 +186,8 @@ void Model::checkRequest(const std::vector<TokenId>& ids, int64_t cachedTokens) 
               " is outside the vocabulary [0, " + std::to_string(config_.vocabSize) + ")",
           {}, "ids");
   const int64_t total = cachedTokens + static_cast<int64_t>(ids.size());
-  check(total <= config_.maxPositions, ErrorKind::InvalidArgument,
+  // Dynamic NTK scaling exists to run past max_position_embeddings (transformers sets no limit).
+  check(total <= config_.maxPositions || config_.rope.type == RopeType::Dynamic, ErrorKind::InvalidArgument,
         std::to_string(total) + " tokens exceed max_position_embeddings = " + std::to_string(config_.maxPositions),
         config_.path, "max_position_embeddings");
   if (!device().is_cpu()) return;  // the CUDA path checks device memory itself
