@@ -40,7 +40,8 @@ bool isRegularFile(const std::string& path) {
 std::vector<std::string> listDir(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = ::opendir(dir.c_str());
-  if (!d) throw Error(ErrorKind::Io, fmt::format("cannot list model directory: {}", std::strerror(errno)), dir);
+  if (!d)
+    throw Error(ErrorKind::Io, fmt::format("cannot list model directory: {}", std::strerror(errno)), dir);
   while (const dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name != "." && name != "..") names.push_back(std::move(name));
@@ -65,8 +66,10 @@ std::map<std::string, std::string> readWeightMap(const std::string& indexPath) {
   text << in.rdbuf();
   const json doc = parseJsonText(text.str(), indexPath);
   if (!doc.is_object())
-    throw Error(ErrorKind::Corrupt, fmt::format("must be a JSON object, found {}", doc.type_name()), indexPath);
-  if (!doc.contains("weight_map")) throw Error(ErrorKind::Corrupt, "missing \"weight_map\"", indexPath, "weight_map");
+    throw Error(ErrorKind::Corrupt, fmt::format("must be a JSON object, found {}", doc.type_name()),
+                indexPath);
+  if (!doc.contains("weight_map"))
+    throw Error(ErrorKind::Corrupt, "missing \"weight_map\"", indexPath, "weight_map");
   const json& wm = doc["weight_map"];
   if (!wm.is_object())
     throw Error(ErrorKind::Corrupt, fmt::format("must be an object, found {}", wm.type_name()), indexPath,
@@ -83,8 +86,8 @@ std::map<std::string, std::string> readWeightMap(const std::string& indexPath) {
         name.find('\\') != std::string::npos || name.find("..") != std::string::npos ||
         name.find('\0') != std::string::npos)
       throw Error(ErrorKind::Corrupt,
-                  fmt::format("shard \"{}\" must be a plain file name inside the model directory", name), indexPath,
-                  field);
+                  fmt::format("shard \"{}\" must be a plain file name inside the model directory", name),
+                  indexPath, field);
     out[tensor] = name;
   }
   return out;
@@ -138,16 +141,17 @@ Checkpoint Checkpoint::open(const std::string& modelDir) {
         if (!byShard[shard]->find(tensor)) absent.push_back(fmt::format("{} (in {})", tensor, shard));
       if (!absent.empty())
         throw Error(ErrorKind::Corrupt,
-                    fmt::format("{} tensor(s) mapped by the index are absent from their shard: {}", absent.size(),
-                                listed(absent)),
+                    fmt::format("{} tensor(s) mapped by the index are absent from their shard: {}",
+                                absent.size(), listed(absent)),
                     indexPath);
       std::vector<std::string> unlisted;
       for (const auto& file : ck.files_)
         for (const auto& t : file->tensors())
           if (!weightMap.count(t.name)) unlisted.push_back(t.name);
       if (!unlisted.empty())
-        ck.warnings_.push_back(fmt::format("{}: {} tensor(s) present in shards but not listed in the index: {}",
-                                           indexPath, unlisted.size(), listed(unlisted)));
+        ck.warnings_.push_back(
+            fmt::format("{}: {} tensor(s) present in shards but not listed in the index: {}", indexPath,
+                        unlisted.size(), listed(unlisted)));
       for (const auto& name : safetensorsFiles) {
         if (shards.count(name)) continue;
         ck.warnings_.push_back(fmt::format(
@@ -162,13 +166,14 @@ Checkpoint Checkpoint::open(const std::string& modelDir) {
                               listed(safetensorsFiles), kSingleFile, kIndexFile),
                   modelDir);
     } else if (!pickleFiles.empty()) {
-      throw Error(ErrorKind::Unsupported,
-                  fmt::format("only pickle checkpoints found ({}); pickle checkpoints can run arbitrary code and are "
-                              "not loaded; convert with: python -c \"from transformers import "
-                              "AutoModelForCausalLM; AutoModelForCausalLM.from_pretrained('{}').save_pretrained("
-                              "'OUT', safe_serialization=True)\"",
-                              listed(pickleFiles), modelDir),
-                  modelDir);
+      throw Error(
+          ErrorKind::Unsupported,
+          fmt::format("only pickle checkpoints found ({}); pickle checkpoints can run arbitrary code and are "
+                      "not loaded; convert with: python -c \"from transformers import "
+                      "AutoModelForCausalLM; AutoModelForCausalLM.from_pretrained('{}').save_pretrained("
+                      "'OUT', safe_serialization=True)\"",
+                      listed(pickleFiles), modelDir),
+          modelDir);
     } else {
       throw Error(ErrorKind::Io, fmt::format("no weights found: expected {} or {}", kSingleFile, kIndexFile),
                   modelDir);
@@ -180,7 +185,8 @@ Checkpoint Checkpoint::open(const std::string& modelDir) {
     for (const auto& t : file->tensors()) {
       auto [it, inserted] = all.emplace(t.name, &t);
       if (!inserted)
-        throw Error(ErrorKind::Corrupt, fmt::format("tensor is stored in two shards: {} and {}", it->second->file, t.file),
+        throw Error(ErrorKind::Corrupt,
+                    fmt::format("tensor is stored in two shards: {} and {}", it->second->file, t.file),
                     ck.dir_, t.name);
     }
   }

@@ -13,7 +13,9 @@ using json = nlohmann::json;
 ConfigFields::ConfigFields(json object, std::string path, std::string prefix)
     : object_(std::move(object)), path_(std::move(path)), prefix_(std::move(prefix)) {}
 
-std::string ConfigFields::field(const std::string& key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
+std::string ConfigFields::field(const std::string& key) const {
+  return prefix_.empty() ? key : prefix_ + "." + key;
+}
 
 const json* ConfigFields::find(const std::string& key) const {
   if (!object_.is_object()) return nullptr;
@@ -24,7 +26,8 @@ const json* ConfigFields::find(const std::string& key) const {
 void ConfigFields::wrongType(const std::string& key, const char* expected, const json& found) const {
   std::string text = found.dump();
   if (text.size() > 60) text = text.substr(0, 60) + "...";
-  throw Error(ErrorKind::Corrupt, fmt::format("expected {}, found {} ({})", expected, text, found.type_name()), path_,
+  throw Error(ErrorKind::Corrupt,
+              fmt::format("expected {}, found {} ({})", expected, text, found.type_name()), path_,
               field(key));
 }
 
@@ -35,7 +38,8 @@ int64_t ConfigFields::toInteger(const std::string& key, const json& v) const {
   } else if (v.is_number_float()) {
     const double d = v.get<double>();
     // 2^63 is exactly representable; anything at or above it does not fit int64.
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2233720368547758e18) return static_cast<int64_t>(d);
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2233720368547758e18)
+      return static_cast<int64_t>(d);
   }
   wrongType(key, "an integer", v);
 }
@@ -46,7 +50,8 @@ std::optional<int64_t> ConfigFields::integer(const std::string& key) const {
   return toInteger(key, *v);
 }
 
-std::optional<int64_t> ConfigFields::integerOr(const std::string& key, std::optional<int64_t> ifAbsent) const {
+std::optional<int64_t> ConfigFields::integerOr(const std::string& key,
+                                               std::optional<int64_t> ifAbsent) const {
   if (!object_.contains(key)) return ifAbsent;
   return integer(key);
 }
@@ -99,7 +104,8 @@ std::vector<std::string> ConfigFields::stringList(const std::string& key) const 
   return out;
 }
 
-std::vector<int64_t> ConfigFields::integerList(const std::string& key, std::optional<int64_t> ifAbsent) const {
+std::vector<int64_t> ConfigFields::integerList(const std::string& key,
+                                               std::optional<int64_t> ifAbsent) const {
   std::vector<int64_t> out;
   if (!object_.contains(key)) {
     if (ifAbsent) out.push_back(*ifAbsent);
@@ -111,7 +117,8 @@ std::vector<int64_t> ConfigFields::integerList(const std::string& key, std::opti
     out.push_back(toInteger(key, *v));
     return out;
   }
-  for (std::size_t i = 0; i < v->size(); ++i) out.push_back(toInteger(fmt::format("{}[{}]", key, i), (*v)[i]));
+  for (std::size_t i = 0; i < v->size(); ++i)
+    out.push_back(toInteger(fmt::format("{}[{}]", key, i), (*v)[i]));
   return out;
 }
 

@@ -40,7 +40,8 @@ class ConfigFields {
 
  private:
   const nlohmann::json* find(const std::string& key) const;  // nullptr for absent or null
-  [[noreturn]] void wrongType(const std::string& key, const char* expected, const nlohmann::json& found) const;
+  [[noreturn]] void wrongType(const std::string& key, const char* expected,
+                              const nlohmann::json& found) const;
   int64_t toInteger(const std::string& key, const nlohmann::json& v) const;
 
   nlohmann::json object_;

@@ -47,8 +47,8 @@ const Family& familyOf(const ConfigFields& f) {
   for (const auto& fam : kFamilies)
     if (type == fam.type) return fam;
   throw Error(ErrorKind::Unsupported,
-              fmt::format("model_type \"{}\" is not supported (supported: {})", type, kSupportedTypes), f.path(),
-              "model_type");
+              fmt::format("model_type \"{}\" is not supported (supported: {})", type, kSupportedTypes),
+              f.path(), "model_type");
 }
 
 void checkRange(const ConfigFields& f, const std::string& key, int64_t v, int64_t cap) {
@@ -59,7 +59,8 @@ void checkRange(const ConfigFields& f, const std::string& key, int64_t v, int64_
 
 double positiveNumber(const ConfigFields& f, const std::string& key, double v) {
   if (!(v > 0) || !std::isfinite(v))
-    throw Error(ErrorKind::Corrupt, fmt::format("must be a positive finite number, found {}", v), f.path(), key);
+    throw Error(ErrorKind::Corrupt, fmt::format("must be a positive finite number, found {}", v), f.path(),
+                key);
   return v;
 }
 
@@ -103,12 +104,15 @@ RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& la
   if (type == "linear" || type == "dynamic") {
     rope.type = type == "linear" ? RopeType::Linear : RopeType::Dynamic;
     rope.factor = positiveNumber(top, field + ".factor", dict->requiredNumber("factor"));
-    if (type == "dynamic") rope.originalMaxPositions = dict->integer("original_max_position_embeddings").value_or(0);
+    if (type == "dynamic")
+      rope.originalMaxPositions = dict->integer("original_max_position_embeddings").value_or(0);
   } else if (type == "llama3") {
     rope.type = RopeType::Llama3;
     rope.factor = positiveNumber(top, field + ".factor", dict->requiredNumber("factor"));
-    rope.lowFreqFactor = positiveNumber(top, field + ".low_freq_factor", dict->requiredNumber("low_freq_factor"));
-    rope.highFreqFactor = positiveNumber(top, field + ".high_freq_factor", dict->requiredNumber("high_freq_factor"));
+    rope.lowFreqFactor =
+        positiveNumber(top, field + ".low_freq_factor", dict->requiredNumber("low_freq_factor"));
+    rope.highFreqFactor =
+        positiveNumber(top, field + ".high_freq_factor", dict->requiredNumber("high_freq_factor"));
     rope.originalMaxPositions = dict->requiredInteger("original_max_position_embeddings");
     // The smooth interpolation divides by (high - low).
     if (rope.highFreqFactor <= rope.lowFreqFactor)
@@ -117,10 +121,11 @@ RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& la
                               rope.lowFreqFactor),
                   top.path(), field + ".high_freq_factor");
   } else {
-    throw Error(ErrorKind::Unsupported,
-                fmt::format("rope type \"{}\" is not supported (supported: {}); refusing to fall back to plain RoPE",
-                            type, kSupportedRope),
-                top.path(), field);
+    throw Error(
+        ErrorKind::Unsupported,
+        fmt::format("rope type \"{}\" is not supported (supported: {}); refusing to fall back to plain RoPE",
+                    type, kSupportedRope),
+        top.path(), field);
   }
   if (rope.originalMaxPositions < 0 || rope.originalMaxPositions > kMaxPositions)
     throw Error(ErrorKind::Corrupt, fmt::format("out of range: {}", rope.originalMaxPositions), top.path(),
@@ -130,7 +135,8 @@ RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& la
 
 // qwen2/qwen3: the window applies only with use_sliding_window, to the layers layer_types marks
 // (transformers 5) or else to layers at index >= max_window_layers.
-std::vector<int64_t> qwenWindows(const ConfigFields& f, int64_t layers, const std::vector<std::string>& layerTypes) {
+std::vector<int64_t> qwenWindows(const ConfigFields& f, int64_t layers,
+                                 const std::vector<std::string>& layerTypes) {
   std::vector<int64_t> windows(static_cast<std::size_t>(layers), 0);
   const bool use = f.boolean("use_sliding_window").value_or(false);
   const int64_t window = use ? f.integerOr("sliding_window", 4096).value_or(0) : 0;
@@ -138,11 +144,13 @@ std::vector<int64_t> qwenWindows(const ConfigFields& f, int64_t layers, const st
     throw Error(ErrorKind::Corrupt, fmt::format("out of range: {}", window), f.path(), "sliding_window");
   if (!layerTypes.empty()) {
     for (int64_t i = 0; i < layers; ++i)
-      if (layerTypes[static_cast<std::size_t>(i)] == "sliding_attention") windows[static_cast<std::size_t>(i)] = window;
+      if (layerTypes[static_cast<std::size_t>(i)] == "sliding_attention")
+        windows[static_cast<std::size_t>(i)] = window;
     return windows;
   }
   const int64_t firstWindowed = f.integer("max_window_layers").value_or(28);
-  for (int64_t i = std::max<int64_t>(firstWindowed, 0); i < layers; ++i) windows[static_cast<std::size_t>(i)] = window;
+  for (int64_t i = std::max<int64_t>(firstWindowed, 0); i < layers; ++i)
+    windows[static_cast<std::size_t>(i)] = window;
   return windows;
 }
 
@@ -151,13 +159,15 @@ std::vector<std::string> readLayerTypes(const ConfigFields& f, int64_t layers) {
   if (types.empty()) return types;
   if (static_cast<int64_t>(types.size()) != layers)
     throw Error(ErrorKind::Mismatch,
-                fmt::format("has {} entries, num_hidden_layers is {}", types.size(), layers), f.path(), "layer_types");
+                fmt::format("has {} entries, num_hidden_layers is {}", types.size(), layers), f.path(),
+                "layer_types");
   for (std::size_t i = 0; i < types.size(); ++i)
     if (types[i] != "full_attention" && types[i] != "sliding_attention")
-      throw Error(ErrorKind::Unsupported,
-                  fmt::format("layer type \"{}\" is not supported (supported: full_attention, sliding_attention)",
-                              types[i]),
-                  f.path(), fmt::format("layer_types[{}]", i));
+      throw Error(
+          ErrorKind::Unsupported,
+          fmt::format("layer type \"{}\" is not supported (supported: full_attention, sliding_attention)",
+                      types[i]),
+          f.path(), fmt::format("layer_types[{}]", i));
   return types;
 }
 
@@ -184,7 +194,8 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
   checkRange(f, "num_hidden_layers", c.numLayers, kMaxLayers);
   checkRange(f, "num_attention_heads", c.numHeads, kMaxHeads);
   checkRange(f, "vocab_size", c.vocabSize, kMaxVocab);
-  c.numKvHeads = f.integerOr("num_key_value_heads", fam.kvHeads ? fam.kvHeads : c.numHeads).value_or(c.numHeads);
+  c.numKvHeads =
+      f.integerOr("num_key_value_heads", fam.kvHeads ? fam.kvHeads : c.numHeads).value_or(c.numHeads);
   checkRange(f, "num_key_value_heads", c.numKvHeads, kMaxHeads);
   c.headDim = f.integerOr("head_dim", fam.headDim ? fam.headDim : c.hiddenSize / c.numHeads)
                   .value_or(c.hiddenSize / c.numHeads);
@@ -197,16 +208,16 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
                             c.numKvHeads),
                 path, "num_key_value_heads");
   if (c.headDim % 2 != 0)
-    throw Error(ErrorKind::Mismatch, fmt::format("must be even for rotary embeddings, found {}", c.headDim), path,
-                "head_dim");
+    throw Error(ErrorKind::Mismatch, fmt::format("must be even for rotary embeddings, found {}", c.headDim),
+                path, "head_dim");
 
   c.rmsNormEps = positiveNumber(f, "rms_norm_eps", f.number("rms_norm_eps").value_or(1e-6));
   c.tieWordEmbeddings = f.boolean("tie_word_embeddings").value_or(false);
   const std::string act = f.string("hidden_act").value_or("silu");
   // transformers maps "swish" to the same SiLU module.
   if (act != "silu" && act != "swish")
-    throw Error(ErrorKind::Unsupported, fmt::format("activation \"{}\" is not supported (supported: silu)", act), path,
-                "hidden_act");
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("activation \"{}\" is not supported (supported: silu)", act), path, "hidden_act");
   c.hiddenAct = "silu";
   const std::string type = fam.type;
   if (type == "llama" || type == "qwen3") {
@@ -218,15 +229,17 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
 
   const bool qwen = type == "qwen2" || type == "qwen3";
   // Mistral ignores layer_types in transformers (its attention reads config.sliding_window).
-  const std::vector<std::string> layerTypes = qwen ? readLayerTypes(f, c.numLayers) : std::vector<std::string>{};
+  const std::vector<std::string> layerTypes =
+      qwen ? readLayerTypes(f, c.numLayers) : std::vector<std::string>{};
   c.rope = parseRope(f, layerTypes);
   const auto rotary = static_cast<int64_t>(static_cast<double>(c.headDim) * c.rope.partialRotaryFactor);
   if (rotary <= 0 || rotary % 2 != 0)
-    throw Error(ErrorKind::Mismatch,
-                fmt::format("head_dim {} x partial_rotary_factor {} gives {} rotary dimensions; need a positive even "
-                            "number",
-                            c.headDim, c.rope.partialRotaryFactor, rotary),
-                path, "partial_rotary_factor");
+    throw Error(
+        ErrorKind::Mismatch,
+        fmt::format("head_dim {} x partial_rotary_factor {} gives {} rotary dimensions; need a positive even "
+                    "number",
+                    c.headDim, c.rope.partialRotaryFactor, rotary),
+        path, "partial_rotary_factor");
   if (qwen) {
     c.slidingWindow = qwenWindows(f, c.numLayers, layerTypes);
   } else if (type == "mistral") {
@@ -240,10 +253,12 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
 
   c.bosTokenId = f.integerOr("bos_token_id", fam.bos);
   if (c.bosTokenId && *c.bosTokenId < 0)
-    throw Error(ErrorKind::Corrupt, fmt::format("token id {} is negative", *c.bosTokenId), path, "bos_token_id");
+    throw Error(ErrorKind::Corrupt, fmt::format("token id {} is negative", *c.bosTokenId), path,
+                "bos_token_id");
   c.eosTokenIds = f.integerList("eos_token_id", fam.eos);
   for (int64_t id : c.eosTokenIds)
-    if (id < 0) throw Error(ErrorKind::Corrupt, fmt::format("token id {} is negative", id), path, "eos_token_id");
+    if (id < 0)
+      throw Error(ErrorKind::Corrupt, fmt::format("token id {} is negative", id), path, "eos_token_id");
   c.torchDtype = f.string("torch_dtype").value_or(f.string("dtype").value_or(""));
   return c;
 }

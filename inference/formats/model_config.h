@@ -15,40 +15,40 @@ enum class RopeType { Default, Linear, Dynamic, Llama3 };
 struct RopeConfig {
   RopeType type = RopeType::Default;
   double theta = 10000.0;
-  double factor = 1.0;                  // linear, dynamic, llama3
-  double lowFreqFactor = 1.0;           // llama3
-  double highFreqFactor = 4.0;          // llama3
-  int64_t originalMaxPositions = 0;     // llama3 and dynamic (0 = max_position_embeddings)
-  double partialRotaryFactor = 1.0;     // fraction of head_dim that is rotated
+  double factor = 1.0;               // linear, dynamic, llama3
+  double lowFreqFactor = 1.0;        // llama3
+  double highFreqFactor = 4.0;       // llama3
+  int64_t originalMaxPositions = 0;  // llama3 and dynamic (0 = max_position_embeddings)
+  double partialRotaryFactor = 1.0;  // fraction of head_dim that is rotated
 };
 
 // The hyperparameters every supported architecture shares; architecture-specific switches are flags.
 struct ModelConfig {
-  std::string path;         // the config.json it came from
-  std::string modelType;    // "llama", "mistral", "qwen2", "qwen3"
+  std::string path;       // the config.json it came from
+  std::string modelType;  // "llama", "mistral", "qwen2", "qwen3"
   std::vector<std::string> architectures;
   int64_t hiddenSize = 0;
   int64_t intermediateSize = 0;
   int64_t numLayers = 0;
   int64_t numHeads = 0;
-  int64_t numKvHeads = 0;   // defaults to numHeads
-  int64_t headDim = 0;      // explicit head_dim, else hiddenSize / numHeads
+  int64_t numKvHeads = 0;  // defaults to numHeads
+  int64_t headDim = 0;     // explicit head_dim, else hiddenSize / numHeads
   int64_t vocabSize = 0;
   int64_t maxPositions = 0;
   double rmsNormEps = 1e-6;
   RopeConfig rope;
   bool tieWordEmbeddings = false;
-  bool qkvBias = false;     // q/k/v projections have biases (qwen2; llama attention_bias)
-  bool outBias = false;     // o_proj has a bias (llama attention_bias)
-  bool mlpBias = false;     // llama mlp_bias
-  bool qkNorm = false;      // qwen3 per-head RMSNorm on q and k
+  bool qkvBias = false;  // q/k/v projections have biases (qwen2; llama attention_bias)
+  bool outBias = false;  // o_proj has a bias (llama attention_bias)
+  bool mlpBias = false;  // llama mlp_bias
+  bool qkNorm = false;   // qwen3 per-head RMSNorm on q and k
   std::string hiddenAct = "silu";
   // Per-layer sliding window: slidingWindow[l] = 0 for full attention, else the window length
   // (a key j is visible from query i when i - window < j <= i, as in transformers).
   std::vector<int64_t> slidingWindow;
   std::optional<int64_t> bosTokenId;
   std::vector<int64_t> eosTokenIds;
-  std::string torchDtype;   // as written ("bfloat16", ...), informational
+  std::string torchDtype;  // as written ("bfloat16", ...), informational
 
   int64_t groupSize() const { return numHeads / numKvHeads; }  // query heads per KV head
 };

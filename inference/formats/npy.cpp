@@ -69,12 +69,14 @@ class HeaderParser {
       skipSpace();
       if (peek() == ',') ++pos_;
     }
-    if (!haveDescr || !haveFortran || !haveShape) fail("header must hold 'descr', 'fortran_order' and 'shape'");
+    if (!haveDescr || !haveFortran || !haveShape)
+      fail("header must hold 'descr', 'fortran_order' and 'shape'");
   }
 
  private:
   [[noreturn]] void fail(const std::string& why) const {
-    throw Error(ErrorKind::Corrupt, fmt::format("{} (header position {}: \"{}\")", why, pos_, s_), path_, "header");
+    throw Error(ErrorKind::Corrupt, fmt::format("{} (header position {}: \"{}\")", why, pos_, s_), path_,
+                "header");
   }
   char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
   void skipSpace() {
@@ -108,17 +110,21 @@ class HeaderParser {
     while (true) {
       skipSpace();
       if (peek() == ')') break;
-      if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("expected a non-negative integer in 'shape'");
+      if (!std::isdigit(static_cast<unsigned char>(peek())))
+        fail("expected a non-negative integer in 'shape'");
       int64_t v = 0;
       while (std::isdigit(static_cast<unsigned char>(peek()))) {
-        if (__builtin_mul_overflow(v, int64_t{10}, &v) || __builtin_add_overflow(v, int64_t{peek() - '0'}, &v))
+        if (__builtin_mul_overflow(v, int64_t{10}, &v) ||
+            __builtin_add_overflow(v, int64_t{peek() - '0'}, &v))
           fail("dimension overflows 64 bits");
         ++pos_;
       }
       out.push_back(v);
       skipSpace();
-      if (peek() == ',') ++pos_;
-      else if (peek() != ')') fail("expected ',' or ')' in 'shape'");
+      if (peek() == ',')
+        ++pos_;
+      else if (peek() != ')')
+        fail("expected ',' or ')' in 'shape'");
     }
     ++pos_;
     return out;
@@ -129,10 +135,12 @@ class HeaderParser {
   std::size_t pos_ = 0;
 };
 
-uint16_t le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint16_t le16(const unsigned char* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 uint32_t le32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
 
 // IEEE binary16 to binary32, exact for every value including subnormals, Inf and NaN.
@@ -166,12 +174,14 @@ T load(const unsigned char* p) {
 }
 
 template <typename T>
-void writeArray(const std::string& path, const char* descr, const T* data, const std::vector<int64_t>& shape) {
+void writeArray(const std::string& path, const char* descr, const T* data,
+                const std::vector<int64_t>& shape) {
   uint64_t numel = 1;
   for (int64_t d : shape)
-    check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel), ErrorKind::InvalidArgument,
-          "negative or overflowing shape", path);
-  check(numel == 0 || data != nullptr, ErrorKind::InvalidArgument, "no data given for a non-empty array", path);
+    check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel),
+          ErrorKind::InvalidArgument, "negative or overflowing shape", path);
+  check(numel == 0 || data != nullptr, ErrorKind::InvalidArgument, "no data given for a non-empty array",
+        path);
   // Python's tuple repr: (), (3,), (2, 3).
   std::string dims = fmt::format("{}", fmt::join(shape, ", "));
   if (shape.size() == 1) dims += ",";
@@ -179,7 +189,8 @@ void writeArray(const std::string& path, const char* descr, const T* data, const
   const std::size_t total = 10 + header.size() + 1;
   header.append((kAlign - total % kAlign) % kAlign, ' ');
   header.push_back('\n');
-  check(header.size() <= 0xffff, ErrorKind::InvalidArgument, "too many dimensions for a format 1.0 header", path);
+  check(header.size() <= 0xffff, ErrorKind::InvalidArgument, "too many dimensions for a format 1.0 header",
+        path);
   unsigned char prefix[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
   prefix[8] = static_cast<unsigned char>(header.size() & 0xff);
   prefix[9] = static_cast<unsigned char>(header.size() >> 8);
@@ -197,14 +208,18 @@ int64_t NpyArray::numel() const {
 std::vector<float> NpyArray::asFloat() const {
   const Descr* d = findDescr(descr);
   if (!d || !d->isFloat)
-    throw Error(ErrorKind::Mismatch, fmt::format("expected a float array (<f4, <f8, <f2), found {}", descr), path);
+    throw Error(ErrorKind::Mismatch, fmt::format("expected a float array (<f4, <f8, <f2), found {}", descr),
+                path);
   const std::size_t n = bytes.size() / d->size;
   std::vector<float> out(n);
   const unsigned char* p = bytes.data();
   for (std::size_t i = 0; i < n; ++i, p += d->size) {
-    if (d->size == 4) out[i] = load<float>(p);
-    else if (d->size == 8) out[i] = static_cast<float>(load<double>(p));
-    else out[i] = halfToFloat(load<uint16_t>(p));
+    if (d->size == 4)
+      out[i] = load<float>(p);
+    else if (d->size == 8)
+      out[i] = static_cast<float>(load<double>(p));
+    else
+      out[i] = halfToFloat(load<uint16_t>(p));
   }
   return out;
 }
@@ -218,10 +233,14 @@ std::vector<int64_t> NpyArray::asInt() const {
   const unsigned char* p = bytes.data();
   const bool isSigned = descr[1] == 'i';
   for (std::size_t i = 0; i < n; ++i, p += d->size) {
-    if (d->size == 8) out[i] = load<int64_t>(p);
-    else if (d->size == 4) out[i] = load<int32_t>(p);
-    else if (d->size == 2) out[i] = load<int16_t>(p);
-    else out[i] = isSigned ? static_cast<int64_t>(static_cast<int8_t>(*p)) : static_cast<int64_t>(*p);
+    if (d->size == 8)
+      out[i] = load<int64_t>(p);
+    else if (d->size == 4)
+      out[i] = load<int32_t>(p);
+    else if (d->size == 2)
+      out[i] = load<int16_t>(p);
+    else
+      out[i] = isSigned ? static_cast<int64_t>(static_cast<int8_t>(*p)) : static_cast<int64_t>(*p);
   }
   return out;
 }
@@ -237,15 +256,16 @@ NpyArray readNpy(const std::string& path) {
     throw Error(ErrorKind::Corrupt, "not a .npy file: missing the \\x93NUMPY magic", path);
   const int major = prefix[6];
   if (major < 1 || major > 3)
-    throw Error(ErrorKind::Unsupported, fmt::format("format version {}.{} (supported: 1.0, 2.0, 3.0)", major, prefix[7]),
-                path);
+    throw Error(ErrorKind::Unsupported,
+                fmt::format("format version {}.{} (supported: 1.0, 2.0, 3.0)", major, prefix[7]), path);
   const std::size_t lenBytes = major == 1 ? 2 : 4;
   if (got < 8 + lenBytes) throw Error(ErrorKind::Corrupt, "truncated header length", path);
   const uint32_t headerLen = major == 1 ? le16(prefix + 8) : le32(prefix + 8);
   const uint64_t dataStart = 8 + lenBytes + uint64_t{headerLen};
   if (headerLen > kMaxHeader || dataStart > fileSize)
     throw Error(ErrorKind::Corrupt,
-                fmt::format("header length {} runs past the end of the file ({} bytes)", headerLen, fileSize), path);
+                fmt::format("header length {} runs past the end of the file ({} bytes)", headerLen, fileSize),
+                path);
   std::string header(headerLen, '\0');
   in.seekg(static_cast<std::streamoff>(8 + lenBytes));
   in.read(header.data(), headerLen);
@@ -257,11 +277,13 @@ NpyArray readNpy(const std::string& path) {
   HeaderParser(header, path).parse(a.descr, fortran, a.shape);
   const Descr* d = findDescr(a.descr);
   if (!d)
-    throw Error(ErrorKind::Unsupported,
-                fmt::format("dtype '{}' is not supported (supported: <f4 <f8 <f2 <i8 <i4 <i2 |i1 <u1 |u1 |b1)",
-                            a.descr),
-                path, "descr");
-  if (fortran) throw Error(ErrorKind::Unsupported, "Fortran-order arrays are not supported", path, "fortran_order");
+    throw Error(
+        ErrorKind::Unsupported,
+        fmt::format("dtype '{}' is not supported (supported: <f4 <f8 <f2 <i8 <i4 <i2 |i1 <u1 |u1 |b1)",
+                    a.descr),
+        path, "descr");
+  if (fortran)
+    throw Error(ErrorKind::Unsupported, "Fortran-order arrays are not supported", path, "fortran_order");
   uint64_t nbytes = d->size;
   for (int64_t dim : a.shape)
     if (__builtin_mul_overflow(nbytes, static_cast<uint64_t>(dim), &nbytes))

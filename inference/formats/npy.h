@@ -10,13 +10,13 @@ namespace hs {
 
 // A loaded array: data converted to float64/int64 as the test or tool needs.
 struct NpyArray {
-  std::string descr;              // e.g. "<f4", "<i8"
+  std::string descr;  // e.g. "<f4", "<i8"
   std::vector<int64_t> shape;
   std::vector<unsigned char> bytes;  // raw little-endian element data
-  std::string path;               // the file it was read from, for error messages
+  std::string path;                  // the file it was read from, for error messages
   int64_t numel() const;
-  std::vector<float> asFloat() const;    // for <f4, <f8, <f2; Mismatch for other types
-  std::vector<int64_t> asInt() const;    // for <i8, <i4, <i2, |i1, <u1, |u1, |b1; Mismatch otherwise
+  std::vector<float> asFloat() const;  // for <f4, <f8, <f2; Mismatch for other types
+  std::vector<int64_t> asInt() const;  // for <i8, <i4, <i2, |i1, <u1, |u1, |b1; Mismatch otherwise
 };
 
 // Reads a .npy file; errors (Io/Corrupt/Unsupported) name the file.

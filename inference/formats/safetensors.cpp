@@ -1,6 +1,8 @@
 #include "inference/formats/safetensors.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -88,20 +88,25 @@ json parseHeaderJson(const unsigned char* text, std::size_t n, const std::string
                 fmt::format("header is not valid UTF-8 JSON (error near file offset {}): {}",
                             8 + lead + (e.byte > 0 ? e.byte - 1 : 0), e.what()),
                 path, "header");
+  } catch (const json::exception& e) {
+    // out_of_range 406: a number literal such as 1e999 that overflows a double.
+    throw Error(ErrorKind::Corrupt, fmt::format("header is not valid JSON: {}", e.what()), path, "header");
   }
 }
 
 std::uint64_t nonNegativeInt(const json& v, const std::string& what, const std::string& path,
                              const std::string& tensor) {
   if (v.is_number_unsigned()) return v.get<std::uint64_t>();
-  if (v.is_number_integer() && v.get<std::int64_t>() >= 0) return static_cast<std::uint64_t>(v.get<std::int64_t>());
-  throw Error(ErrorKind::Corrupt, fmt::format("{} must be a non-negative integer, found {}", what, v.dump()), path,
-              tensor);
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
+    return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  throw Error(ErrorKind::Corrupt, fmt::format("{} must be a non-negative integer, found {}", what, v.dump()),
+              path, tensor);
 }
 
 Entry parseEntry(const std::string& name, const json& v, const std::string& path) {
   if (!v.is_object())
-    throw Error(ErrorKind::Corrupt, fmt::format("entry must be an object, found {}", v.type_name()), path, name);
+    throw Error(ErrorKind::Corrupt, fmt::format("entry must be an object, found {}", v.type_name()), path,
+                name);
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) throw Error(ErrorKind::Corrupt, fmt::format("missing \"{}\"", key), path, name);
   Entry e;
@@ -109,7 +114,8 @@ Entry parseEntry(const std::string& name, const json& v, const std::string& path
   e.view.file = path;
   const json& dt = v["dtype"];
   if (!dt.is_string())
-    throw Error(ErrorKind::Corrupt, fmt::format("\"dtype\" must be a string, found {}", dt.dump()), path, name);
+    throw Error(ErrorKind::Corrupt, fmt::format("\"dtype\" must be a string, found {}", dt.dump()), path,
+                name);
   const std::string dts = dt.get<std::string>();
   if (!parseDType(dts, e.view.dtype)) {
     throw Error(ErrorKind::Unsupported,
@@ -120,25 +126,26 @@ Entry parseEntry(const std::string& name, const json& v, const std::string& path
   }
   const json& shape = v["shape"];
   if (!shape.is_array())
-    throw Error(ErrorKind::Corrupt, fmt::format("\"shape\" must be a list, found {}", shape.dump()), path, name);
+    throw Error(ErrorKind::Corrupt, fmt::format("\"shape\" must be a list, found {}", shape.dump()), path,
+                name);
   std::uint64_t numel = 1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     const std::uint64_t d = nonNegativeInt(shape[i], fmt::format("shape[{}]", i), path, name);
     if (d > static_cast<std::uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, d, &numel) ||
         numel > static_cast<std::uint64_t>(INT64_MAX))
-      throw Error(ErrorKind::Corrupt, fmt::format("element count of shape {} overflows 64 bits", shape.dump()),
-                  path, name);
+      throw Error(ErrorKind::Corrupt,
+                  fmt::format("element count of shape {} overflows 64 bits", shape.dump()), path, name);
     e.view.shape.push_back(static_cast<std::int64_t>(d));
   }
   std::uint64_t nbytes = 0;
   if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(dtypeSize(e.view.dtype)), &nbytes))
-    throw Error(ErrorKind::Corrupt, fmt::format("byte size of shape {} x {} overflows 64 bits", shape.dump(), dts),
-                path, name);
+    throw Error(ErrorKind::Corrupt,
+                fmt::format("byte size of shape {} x {} overflows 64 bits", shape.dump(), dts), path, name);
   e.view.nbytes = nbytes;
   const json& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2)
-    throw Error(ErrorKind::Corrupt, fmt::format("\"data_offsets\" must be [begin, end], found {}", off.dump()),
-                path, name);
+    throw Error(ErrorKind::Corrupt,
+                fmt::format("\"data_offsets\" must be [begin, end], found {}", off.dump()), path, name);
   e.begin = nonNegativeInt(off[0], "data_offsets[0]", path, name);
   e.end = nonNegativeInt(off[1], "data_offsets[1]", path, name);
   return e;
@@ -147,24 +154,26 @@ Entry parseEntry(const std::string& name, const json& v, const std::string& path
 // Every check of safetensors' read_metadata + Metadata::validate (S1-S11), on bytes in memory.
 Layout parseLayout(const unsigned char* data, std::size_t size, const std::string& path) {
   if (size < 8)
-    throw Error(ErrorKind::Corrupt, fmt::format("header too small: expected at least 8 bytes, file has {}", size),
-                path);
+    throw Error(ErrorKind::Corrupt,
+                fmt::format("header too small: expected at least 8 bytes, file has {}", size), path);
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];  // little-endian u64
   if (n > kMaxHeaderSize)
-    throw Error(ErrorKind::Corrupt,
-                fmt::format("header size {} exceeds the limit of {} bytes{}", n, kMaxHeaderSize, lfsHint(data, size)),
-                path, "header");
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("header size {} exceeds the limit of {} bytes{}", n, kMaxHeaderSize, lfsHint(data, size)),
+        path, "header");
   std::uint64_t dataStart = 0;
   if (__builtin_add_overflow(n, std::uint64_t{8}, &dataStart) || dataStart > size)
-    throw Error(ErrorKind::Corrupt,
-                fmt::format("header size {} runs past the end of the file: expected at least {} bytes, file has {}{}",
-                            n, n + 8, size, lfsHint(data, size)),
-                path, "header");
+    throw Error(
+        ErrorKind::Corrupt,
+        fmt::format("header size {} runs past the end of the file: expected at least {} bytes, file has {}{}",
+                    n, n + 8, size, lfsHint(data, size)),
+        path, "header");
   const json header = parseHeaderJson(data + 8, static_cast<std::size_t>(n), path);
   if (!header.is_object())
-    throw Error(ErrorKind::Corrupt, fmt::format("header must be a JSON object, found {}", header.type_name()), path,
-                "header");
+    throw Error(ErrorKind::Corrupt, fmt::format("header must be a JSON object, found {}", header.type_name()),
+                path, "header");
 
   Layout layout;
   layout.dataStart = dataStart;
@@ -172,14 +181,16 @@ Layout parseLayout(const unsigned char* data, std::size_t size, const std::strin
     if (key == "__metadata__") {
       if (value.is_null()) continue;
       if (!value.is_object())
-        throw Error(ErrorKind::Corrupt, fmt::format("must be an object of strings, found {}", value.type_name()),
-                    path, "__metadata__");
+        throw Error(ErrorKind::Corrupt,
+                    fmt::format("must be an object of strings, found {}", value.type_name()), path,
+                    "__metadata__");
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string())
-          throw Error(ErrorKind::Corrupt,
-                      fmt::format("value of \"{}\" must be a string, found {} (arbitrary JSON is not allowed)", mk,
-                                  mv.dump()),
-                      path, "__metadata__");
+          throw Error(
+              ErrorKind::Corrupt,
+              fmt::format("value of \"{}\" must be a string, found {} (arbitrary JSON is not allowed)", mk,
+                          mv.dump()),
+              path, "__metadata__");
         layout.metadata[mk] = mv.get<std::string>();
       }
       continue;
@@ -196,7 +207,8 @@ Layout parseLayout(const unsigned char* data, std::size_t size, const std::strin
     const Entry& e = entries[i];
     const std::string& name = e.view.name;
     if (e.end < e.begin)
-      throw Error(ErrorKind::Corrupt, fmt::format("data_offsets [{}, {}] are inverted", e.begin, e.end), path, name);
+      throw Error(ErrorKind::Corrupt, fmt::format("data_offsets [{}, {}] are inverted", e.begin, e.end), path,
+                  name);
     if (e.begin != expected) {
       std::string msg;
       if (i == 0)
@@ -225,8 +237,8 @@ Layout parseLayout(const unsigned char* data, std::size_t size, const std::strin
                 path);
   if (total < size)
     throw Error(ErrorKind::Corrupt,
-                fmt::format("trailing bytes: expected {} bytes, file has {} ({} bytes after the last tensor)", total,
-                            size, size - total),
+                fmt::format("trailing bytes: expected {} bytes, file has {} ({} bytes after the last tensor)",
+                            total, size, size - total),
                 path);
   return layout;
 }
@@ -239,7 +251,9 @@ int64_t TensorView::numel() const {
   return n;
 }
 
-std::string TensorView::shapeString() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string TensorView::shapeString() const {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 void checkSafetensorsBytes(const std::byte* data, std::size_t size, const std::string& path) {
   parseLayout(reinterpret_cast<const unsigned char*>(data), size, path);
@@ -251,13 +265,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   file->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (file->fd_ < 0) throw Error(ErrorKind::Io, fmt::format("cannot open: {}", std::strerror(errno)), path);
   struct stat st {};
-  if (::fstat(file->fd_, &st) != 0) throw Error(ErrorKind::Io, fmt::format("cannot stat: {}", std::strerror(errno)), path);
+  if (::fstat(file->fd_, &st) != 0)
+    throw Error(ErrorKind::Io, fmt::format("cannot stat: {}", std::strerror(errno)), path);
   if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::Io, "not a regular file", path);
   file->size_ = static_cast<std::size_t>(st.st_size);
   if (file->size_ >= 8) {
     // MAP_PRIVATE + a kept fd: later writes to the path through rename() do not change our view.
     void* map = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, file->fd_, 0);
-    if (map == MAP_FAILED) throw Error(ErrorKind::Io, fmt::format("cannot mmap: {}", std::strerror(errno)), path);
+    if (map == MAP_FAILED)
+      throw Error(ErrorKind::Io, fmt::format("cannot mmap: {}", std::strerror(errno)), path);
     file->map_ = map;
   }
   const auto* bytes = static_cast<const unsigned char*>(file->map_);
@@ -293,15 +309,16 @@ void writeSafetensors(const std::string& path, const std::vector<TensorToWrite>&
     check(!header.contains(t.name), ErrorKind::InvalidArgument, "duplicate tensor name", path, t.name);
     std::uint64_t numel = 1;
     for (int64_t d : t.shape) {
-      check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel), ErrorKind::InvalidArgument,
-            "negative or overflowing shape", path, t.name);
+      check(d >= 0 && !__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel),
+            ErrorKind::InvalidArgument, "negative or overflowing shape", path, t.name);
     }
     std::uint64_t nbytes = 0;
     const bool overflow = __builtin_mul_overflow(numel, std::uint64_t{dtypeSize(t.dtype)}, &nbytes);
     check(!overflow && nbytes == t.bytes.size(), ErrorKind::InvalidArgument,
-          fmt::format("shape needs {} bytes of {}, given {}", nbytes, dtypeName(t.dtype), t.bytes.size()), path,
-          t.name);
-    header[t.name] = {{"dtype", dtypeName(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
+          fmt::format("shape needs {} bytes of {}, given {}", nbytes, dtypeName(t.dtype), t.bytes.size()),
+          path, t.name);
+    header[t.name] = {
+        {"dtype", dtypeName(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
   std::string text = header.dump();

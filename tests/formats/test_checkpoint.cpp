@@ -1,8 +1,7 @@
-#include "inference/formats/checkpoint.h"
-
 #include <cstring>
 #include <filesystem>
 
+#include "inference/formats/checkpoint.h"
 #include "tests/formats/scratch_dir.h"
 
 using hs::DType;
@@ -110,24 +109,31 @@ TEST_CASE("checkpoint: broken model directories fail naming files and tensors", 
          writeBytes(d.file("model.pt"), "x");
          writeBytes(d.file("last.ckpt"), "x");
        },
-       ErrorKind::Unsupported, {"last.ckpt", "model.pt", "pickle"}},
+       ErrorKind::Unsupported,
+       {"last.ckpt", "model.pt", "pickle"}},
       {"shards without an index",
-       [](const ScratchDir& d) { hs::writeSafetensors(d.file("model-00001-of-00002.safetensors"), {u8("a", 1, 1)}); },
-       ErrorKind::Io, {"model-00001-of-00002.safetensors", "model.safetensors.index.json"}},
+       [](const ScratchDir& d) {
+         hs::writeSafetensors(d.file("model-00001-of-00002.safetensors"), {u8("a", 1, 1)});
+       },
+       ErrorKind::Io,
+       {"model-00001-of-00002.safetensors", "model.safetensors.index.json"}},
       {"index names missing shards",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"),
                     indexJson({{"a", "s1.safetensors"}, {"b", "s2.safetensors"}, {"c", "s3.safetensors"}}));
          hs::writeSafetensors(d.file("s2.safetensors"), {u8("b", 1, 1)});
        },
-       ErrorKind::Io, {"2 shard file(s)", "s1.safetensors, s3.safetensors", "model.safetensors.index.json"}},
+       ErrorKind::Io,
+       {"2 shard file(s)", "s1.safetensors, s3.safetensors", "model.safetensors.index.json"}},
       {"index maps tensors absent from their shard",
        [](const ScratchDir& d) {
-         writeBytes(d.file("model.safetensors.index.json"),
-                    indexJson({{"a", "s1.safetensors"}, {"ghost", "s1.safetensors"}, {"phantom", "s1.safetensors"}}));
+         writeBytes(d.file("model.safetensors.index.json"), indexJson({{"a", "s1.safetensors"},
+                                                                       {"ghost", "s1.safetensors"},
+                                                                       {"phantom", "s1.safetensors"}}));
          hs::writeSafetensors(d.file("s1.safetensors"), {u8("a", 1, 1)});
        },
-       ErrorKind::Corrupt, {"2 tensor(s)", "ghost (in s1.safetensors)", "phantom (in s1.safetensors)"}},
+       ErrorKind::Corrupt,
+       {"2 tensor(s)", "ghost (in s1.safetensors)", "phantom (in s1.safetensors)"}},
       {"tensor in two shards",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"),
@@ -135,43 +141,61 @@ TEST_CASE("checkpoint: broken model directories fail naming files and tensors", 
          hs::writeSafetensors(d.file("s1.safetensors"), {u8("a", 1, 1)});
          hs::writeSafetensors(d.file("s2.safetensors"), {u8("a", 1, 2), u8("b", 1, 2)});
        },
-       ErrorKind::Corrupt, {"a: tensor is stored in two shards", "s1.safetensors", "s2.safetensors"}},
+       ErrorKind::Corrupt,
+       {"a: tensor is stored in two shards", "s1.safetensors", "s2.safetensors"}},
       {"index not JSON",
-       [](const ScratchDir& d) { writeBytes(d.file("model.safetensors.index.json"), "{\n  \"weight_map\": {,}\n}"); },
-       ErrorKind::Corrupt, {"model.safetensors.index.json", "invalid JSON at line 2, column 18"}},
+       [](const ScratchDir& d) {
+         writeBytes(d.file("model.safetensors.index.json"), "{\n  \"weight_map\": {,}\n}");
+       },
+       ErrorKind::Corrupt,
+       {"model.safetensors.index.json", "invalid JSON at line 2, column 18"}},
       {"index is an HTML page",
-       [](const ScratchDir& d) { writeBytes(d.file("model.safetensors.index.json"), "<!DOCTYPE html><html>"); },
-       ErrorKind::Corrupt, {"HTML page"}},
+       [](const ScratchDir& d) {
+         writeBytes(d.file("model.safetensors.index.json"), "<!DOCTYPE html><html>");
+       },
+       ErrorKind::Corrupt,
+       {"HTML page"}},
       {"index without weight_map",
        [](const ScratchDir& d) { writeBytes(d.file("model.safetensors.index.json"), R"({"metadata":{}})"); },
-       ErrorKind::Corrupt, {"weight_map", "missing"}},
+       ErrorKind::Corrupt,
+       {"weight_map", "missing"}},
       {"weight_map is a list",
-       [](const ScratchDir& d) { writeBytes(d.file("model.safetensors.index.json"), R"({"weight_map":[]})"); },
-       ErrorKind::Corrupt, {"weight_map: must be an object"}},
+       [](const ScratchDir& d) {
+         writeBytes(d.file("model.safetensors.index.json"), R"({"weight_map":[]})");
+       },
+       ErrorKind::Corrupt,
+       {"weight_map: must be an object"}},
       {"shard name not a string",
-       [](const ScratchDir& d) { writeBytes(d.file("model.safetensors.index.json"), R"({"weight_map":{"a":3}})"); },
-       ErrorKind::Corrupt, {"weight_map.a", "file name string"}},
+       [](const ScratchDir& d) {
+         writeBytes(d.file("model.safetensors.index.json"), R"({"weight_map":{"a":3}})");
+       },
+       ErrorKind::Corrupt,
+       {"weight_map.a", "file name string"}},
       {"shard outside the directory",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"), indexJson({{"a", "../evil.safetensors"}}));
        },
-       ErrorKind::Corrupt, {"weight_map.a", "../evil.safetensors", "plain file name"}},
+       ErrorKind::Corrupt,
+       {"weight_map.a", "../evil.safetensors", "plain file name"}},
       {"shard in a subdirectory",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"), indexJson({{"a", "sub/x.safetensors"}}));
        },
-       ErrorKind::Corrupt, {"sub/x.safetensors", "plain file name"}},
+       ErrorKind::Corrupt,
+       {"sub/x.safetensors", "plain file name"}},
       {"absolute shard path",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"), indexJson({{"a", "/etc/passwd"}}));
        },
-       ErrorKind::Corrupt, {"/etc/passwd", "plain file name"}},
+       ErrorKind::Corrupt,
+       {"/etc/passwd", "plain file name"}},
       {"corrupt shard",
        [](const ScratchDir& d) {
          writeBytes(d.file("model.safetensors.index.json"), indexJson({{"a", "s1.safetensors"}}));
          writeBytes(d.file("s1.safetensors"), "abc");
        },
-       ErrorKind::Corrupt, {"s1.safetensors", "header too small"}},
+       ErrorKind::Corrupt,
+       {"s1.safetensors", "header too small"}},
   };
   for (const auto& r : rows) {
     SECTION(r.what) {
@@ -184,5 +208,49 @@ TEST_CASE("checkpoint: broken model directories fail naming files and tensors", 
 
 TEST_CASE("checkpoint: a missing directory is an i/o error", "[formats][checkpoint]") {
   ScratchDir dir;
-  requireError([&] { hs::Checkpoint::open(dir.file("nope")); }, ErrorKind::Io, {dir.file("nope"), "not found"});
+  requireError([&] { hs::Checkpoint::open(dir.file("nope")); }, ErrorKind::Io,
+               {dir.file("nope"), "not found"});
+}
+
+// Checkpoints that transformers 5.17 saved through safetensors 0.8 (tests/fixtures/parity/). Shapes
+// follow from each config.json: q_proj [heads*head_dim, hidden], k/v [kv*head_dim, hidden], ...
+TEST_CASE("checkpoint: files written by the safetensors library", "[formats][checkpoint][parity]") {
+  struct Row {
+    const char* name;
+    DType dtype;
+    std::size_t tensors;
+    int64_t vocab, hidden, inter, q, kv;
+    bool lmHead;
+  };
+  const Row rows[] = {
+      {"llama2_spm", DType::F16, 35, 800, 64, 160, 64, 64, true},
+      {"llama3_bpe", DType::BF16, 20, 606, 64, 128, 64, 32, false},
+      {"mistral_swa", DType::F32, 21, 503, 96, 160, 96, 24, true},
+      {"qwen2_dynamic", DType::BF16, 26, 832, 64, 128, 64, 32, false},
+      {"qwen3_qknorm", DType::BF16, 36, 706, 64, 128, 128, 32, true},
+  };
+  for (const auto& r : rows) {
+    INFO(r.name);
+    const auto ck = hs::Checkpoint::open(hs::test::fixture(std::string("parity/") + r.name + "/model"));
+    CHECK(ck.names().size() == r.tensors);
+    CHECK(ck.warnings().empty());
+    auto shapeOf = [&](const std::string& n) {
+      const hs::TensorView* t = ck.find(n);
+      INFO(n);
+      REQUIRE(t);
+      CHECK(t->dtype == r.dtype);
+      return t->shape;
+    };
+    CHECK(shapeOf("model.embed_tokens.weight") == std::vector<int64_t>{r.vocab, r.hidden});
+    CHECK(shapeOf("model.norm.weight") == std::vector<int64_t>{r.hidden});
+    CHECK(shapeOf("model.layers.1.self_attn.q_proj.weight") == std::vector<int64_t>{r.q, r.hidden});
+    CHECK(shapeOf("model.layers.1.self_attn.k_proj.weight") == std::vector<int64_t>{r.kv, r.hidden});
+    CHECK(shapeOf("model.layers.1.self_attn.o_proj.weight") == std::vector<int64_t>{r.hidden, r.q});
+    CHECK(shapeOf("model.layers.1.mlp.down_proj.weight") == std::vector<int64_t>{r.hidden, r.inter});
+    CHECK((ck.find("lm_head.weight") != nullptr) == r.lmHead);
+    std::size_t bytes = 0;
+    for (const auto& n : ck.names())
+      bytes += static_cast<std::size_t>(ck.find(n)->numel()) * hs::dtypeSize(r.dtype);
+    CHECK(ck.totalBytes() == bytes);
+  }
 }

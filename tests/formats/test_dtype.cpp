@@ -1,5 +1,4 @@
 #include "inference/formats/dtype.h"
-
 #include "tests/catch.hpp"
 
 using hs::DType;
@@ -13,10 +12,12 @@ TEST_CASE("dtype: sizes and names follow the safetensors spec", "[formats][dtype
     bool weight;
   };
   const Row rows[] = {
-      {"F64", DType::F64, 8, false},    {"F32", DType::F32, 4, true},        {"F16", DType::F16, 2, true},
-      {"BF16", DType::BF16, 2, true},   {"I64", DType::I64, 8, false},       {"I32", DType::I32, 4, false},
-      {"I16", DType::I16, 2, false},    {"I8", DType::I8, 1, false},         {"U8", DType::U8, 1, false},
-      {"BOOL", DType::Bool, 1, false},  {"F8_E4M3", DType::F8_E4M3, 1, false}, {"F8_E5M2", DType::F8_E5M2, 1, false},
+      {"F64", DType::F64, 8, false},         {"F32", DType::F32, 4, true},
+      {"F16", DType::F16, 2, true},          {"BF16", DType::BF16, 2, true},
+      {"I64", DType::I64, 8, false},         {"I32", DType::I32, 4, false},
+      {"I16", DType::I16, 2, false},         {"I8", DType::I8, 1, false},
+      {"U8", DType::U8, 1, false},           {"BOOL", DType::Bool, 1, false},
+      {"F8_E4M3", DType::F8_E4M3, 1, false}, {"F8_E5M2", DType::F8_E5M2, 1, false},
   };
   for (const auto& r : rows) {
     INFO(r.name);

@@ -1,8 +1,7 @@
-#include "inference/formats/npy.h"
-
 #include <cmath>
 #include <limits>
 
+#include "inference/formats/npy.h"
 #include "tests/formats/scratch_dir.h"
 
 using hs::ErrorKind;
@@ -12,7 +11,9 @@ using hs::test::ScratchDir;
 
 namespace {
 // Fixtures written by NumPy 1.24 (tests/fixtures/formats/make_npy_fixtures.py).
-std::string npy(const std::string& name) { return fixture("formats/npy/" + name); }
+std::string npy(const std::string& name) {
+  return fixture("formats/npy/" + name);
+}
 
 std::string npyHeader(int major, const std::string& dict) {
   std::string out = std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
@@ -102,7 +103,11 @@ TEST_CASE("npy: the writer produces exactly what NumPy writes", "[formats][npy]"
   CHECK(hs::test::readBytes(dir.file("d.npy")) == hs::test::readBytes(npy("writer_i8_0.npy")));
   // And it round-trips through the reader.
   CHECK(hs::readNpy(dir.file("b.npy")).asInt() == std::vector<int64_t>(i, i + 4));
-  requireError([&] { hs::writeNpy(dir.file("e.npy"), f, {-2, 3}); }, ErrorKind::InvalidArgument, {"e.npy", "shape"});
+  requireError(
+      [&] {
+        hs::writeNpy(dir.file("e.npy"), f, {-2, 3});
+      },
+      ErrorKind::InvalidArgument, {"e.npy", "shape"});
   requireError([&] { hs::writeNpy(dir.file("e.npy"), static_cast<const float*>(nullptr), {2}); },
                ErrorKind::InvalidArgument, {"e.npy", "no data"});
 }
@@ -120,27 +125,47 @@ TEST_CASE("npy: broken and unsupported files", "[formats][npy]") {
       {"empty", "", ErrorKind::Corrupt, {"\\x93NUMPY magic"}},
       {"not npy", "PK\x03\x04 zip archive", ErrorKind::Corrupt, {"\\x93NUMPY magic"}},
       {"version 4", npyHeader(4, f4x2) + eight, ErrorKind::Unsupported, {"format version 4.0"}},
-      {"header past the end", std::string("\x93NUMPY\x01\x00\xff\x7f{", 11), ErrorKind::Corrupt,
+      {"header past the end",
+       std::string("\x93NUMPY\x01\x00\xff\x7f{", 11),
+       ErrorKind::Corrupt,
        {"header length 32767 runs past the end"}},
-      {"v2 header length near 2^32", std::string("\x93NUMPY\x02\x00\xff\xff\xff\xff{", 13), ErrorKind::Corrupt,
+      {"v2 header length near 2^32",
+       std::string("\x93NUMPY\x02\x00\xff\xff\xff\xff{", 13),
+       ErrorKind::Corrupt,
        {"runs past the end"}},
-      {"truncated data", npyHeader(1, f4x2) + "abcd", ErrorKind::Corrupt,
+      {"truncated data",
+       npyHeader(1, f4x2) + "abcd",
+       ErrorKind::Corrupt,
        {"truncated: expected 8 data bytes", "file has 4"}},
-      {"trailing data", npyHeader(1, f4x2) + eight + "x", ErrorKind::Corrupt, {"trailing bytes", "file has 9"}},
-      {"missing shape", npyHeader(1, "{'descr': '<f4', 'fortran_order': False, }"), ErrorKind::Corrupt,
+      {"trailing data",
+       npyHeader(1, f4x2) + eight + "x",
+       ErrorKind::Corrupt,
+       {"trailing bytes", "file has 9"}},
+      {"missing shape",
+       npyHeader(1, "{'descr': '<f4', 'fortran_order': False, }"),
+       ErrorKind::Corrupt,
        {"header", "'shape'"}},
-      {"unknown key", npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}") + "abcd",
-       ErrorKind::Corrupt, {"unexpected key 'x'"}},
+      {"unknown key",
+       npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}") + "abcd",
+       ErrorKind::Corrupt,
+       {"unexpected key 'x'"}},
       {"not a dict", npyHeader(1, "descr=<f4"), ErrorKind::Corrupt, {"expected '{'"}},
-      {"negative dim", npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }"),
-       ErrorKind::Corrupt, {"non-negative integer"}},
-      {"dim overflow", npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"),
-       ErrorKind::Corrupt, {"overflows"}},
+      {"negative dim",
+       npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }"),
+       ErrorKind::Corrupt,
+       {"non-negative integer"}},
+      {"dim overflow",
+       npyHeader(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"),
+       ErrorKind::Corrupt,
+       {"overflows"}},
       {"size overflow",
        npyHeader(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"),
-       ErrorKind::Corrupt, {"shape overflows 64 bits"}},
+       ErrorKind::Corrupt,
+       {"shape overflows 64 bits"}},
       {"unterminated string", npyHeader(1, "{'descr: '<f4"), ErrorKind::Corrupt, {"header"}},
-      {"bad bool", npyHeader(1, "{'descr': '<f4', 'fortran_order': 0, 'shape': (), }"), ErrorKind::Corrupt,
+      {"bad bool",
+       npyHeader(1, "{'descr': '<f4', 'fortran_order': 0, 'shape': (), }"),
+       ErrorKind::Corrupt,
        {"True or False"}},
   };
   ScratchDir dir;
