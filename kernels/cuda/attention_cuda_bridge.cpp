@@ -1,6 +1,8 @@
 // attentionCuda: turns an AttentionCall into the raw kernels' parameters, uploads the per-head edits,
 // runs forward -> ACT fixup -> statistics -> key masses/tiles -> streaming mix, and returns the output
 // in q's dtype and the statistics as float32 CPU tensors (the LayerStats contract).
+#include "kernels/cuda/attention_cuda_bridge.h"
+
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -12,7 +14,6 @@
 
 #include "kernels/attention/attention.h"
 #include "kernels/core/error.h"
-#include "kernels/cuda/attention_cuda_bridge.h"
 #include "kernels/cuda/attention_kernels.h"
 
 namespace hs::kernels {
@@ -58,7 +59,8 @@ struct DeviceEdits {
   at::Tensor masks, keyAllowed, keyTileAny, blocks, bias, attenuated, beta, attStart, attKeys;
 };
 
-DeviceEdits buildEdits(const LayerEdits& e, int64_t heads, int64_t nk, at::Device dev, kc::AttentionParams& p) {
+DeviceEdits buildEdits(const LayerEdits& e, int64_t heads, int64_t nk, at::Device dev,
+                       kc::AttentionParams& p) {
   DeviceEdits d;
   d.hostMasks.resize(heads);
   std::vector<uint8_t> keyAllowed, blocks;
@@ -123,8 +125,8 @@ DeviceEdits buildEdits(const LayerEdits& e, int64_t heads, int64_t nk, at::Devic
 }
 
 // Statistics of the call on the device, returned as float32 CPU tensors.
-LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart, at::Device dev,
-                        cudaStream_t stream) {
+LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
+                        at::Device dev, cudaStream_t stream) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
   LayerStats s;
@@ -178,7 +180,8 @@ LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, i
       start.push_back(static_cast<int64_t>(keys.size()));
     }
     const auto dStart = upload(start, dev), dKeys = upload(keys, dev);
-    kc::launchKeyMass(p, ptr<int64_t>(dStart), ptr<int64_t>(dKeys), 0, s.targetMass[t].data_ptr<float>(), stream);
+    kc::launchKeyMass(p, ptr<int64_t>(dStart), ptr<int64_t>(dKeys), 0, s.targetMass[t].data_ptr<float>(),
+                      stream);
   }
   for (const auto& t : req.tiles) {
     auto tile = written({t.q1 - t.q0, t.k1 - t.k0}, f);
@@ -187,21 +190,23 @@ LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, i
   }
   if (req.poolBlock > 0) {  // mean over every cell of the block, as StatsAccumulator::finish does
     const int64_t b = req.poolBlock, npos = queryStart + nq;
-    const auto rowsIn = (npos - at::arange(poolSum.size(1), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
-    const auto colsIn = (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
+    const auto rowsIn =
+        (npos - at::arange(poolSum.size(1), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
+    const auto colsIn =
+        (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
     s.poolMean = (poolSum / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0)).cpu();
     s.poolMax = s.poolMax.cpu();
   }
-  for (at::Tensor* t : {&s.sinkFirst, &s.sinkSet, &s.entropy, &s.streamMass, &s.waad, &s.meanDistance, &s.top1Pos,
-                        &s.top1Prob, &s.colSum, &s.colSumBand, &s.targetMass})
+  for (at::Tensor* t : {&s.sinkFirst, &s.sinkSet, &s.entropy, &s.streamMass, &s.waad, &s.meanDistance,
+                        &s.top1Pos, &s.top1Prob, &s.colSum, &s.colSumBand, &s.targetMass})
     *t = t->cpu();
   return s;
 }
 
 at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   kc::validateCudaCall(c);
-  check(!c.stats || statsOut, ErrorKind::InvalidArgument, "statistics requested without an output", "attention_cuda",
-        "statsOut");
+  check(!c.stats || statsOut, ErrorKind::InvalidArgument, "statistics requested without an output",
+        "attention_cuda", "statsOut");
   const at::Device dev = c.q.device();
   const c10::cuda::CUDAGuard guard(dev);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
@@ -274,8 +279,12 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
 }  // namespace
 
 namespace cuda {
-ScopedOutputPoisoning::ScopedOutputPoisoning() : previous_(tPoison) { tPoison = true; }
-ScopedOutputPoisoning::~ScopedOutputPoisoning() { tPoison = previous_; }
+ScopedOutputPoisoning::ScopedOutputPoisoning() : previous_(tPoison) {
+  tPoison = true;
+}
+ScopedOutputPoisoning::~ScopedOutputPoisoning() {
+  tPoison = previous_;
+}
 }  // namespace cuda
 
 at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut) {
@@ -285,8 +294,8 @@ at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut) {
     throw Error(ErrorKind::OutOfMemory, std::string("CUDA attention: ") + e.what_without_backtrace(),
                 "attention_cuda", "device memory");
   } catch (const c10::Error& e) {
-    throw Error(ErrorKind::Device, std::string("CUDA attention: ") + e.what_without_backtrace(), "attention_cuda",
-                "libtorch");
+    throw Error(ErrorKind::Device, std::string("CUDA attention: ") + e.what_without_backtrace(),
+                "attention_cuda", "libtorch");
   }
 }
 

@@ -37,11 +37,14 @@ void validateTensor(const at::Tensor& t, const char* name, const at::Tensor& q) 
   require(st == at::kFloat || st == at::kHalf || st == at::kBFloat16, ErrorKind::Unsupported, name,
           std::string("expected float32, float16 or bfloat16, found ") + c10::toString(st));
   require(st == q.scalar_type(), ErrorKind::Mismatch, name,
-          std::string("expected dtype ") + c10::toString(q.scalar_type()) + " (as q), found " + c10::toString(st));
+          std::string("expected dtype ") + c10::toString(q.scalar_type()) + " (as q), found " +
+              c10::toString(st));
 }
 
 void validateEdits(const LayerEdits& e, int64_t heads, int64_t dim, int64_t lastQuery, int64_t nk) {
-  auto headField = [](const char* list, size_t i) { return std::string("edits.") + list + "[" + std::to_string(i) + "]"; };
+  auto headField = [](const char* list, size_t i) {
+    return std::string("edits.") + list + "[" + std::to_string(i) + "]";
+  };
   auto headOk = [&](int h, const std::string& field) {
     require(h >= 0 && h < heads, ErrorKind::InvalidArgument, field,
             "head " + std::to_string(h) + " out of range [0, " + std::to_string(heads) + ")");
@@ -52,17 +55,19 @@ void validateEdits(const LayerEdits& e, int64_t heads, int64_t dim, int64_t last
     const std::string field = headField("masks", i);
     headOk(h, field);
     if (m.kind == HeadMask::Kind::SinkWindow) {
-      require(m.sink >= 0 && m.window >= 0, ErrorKind::InvalidArgument, field,
-              "expected sink, window >= 0, found " + std::to_string(m.sink) + ", " + std::to_string(m.window));
+      require(
+          m.sink >= 0 && m.window >= 0, ErrorKind::InvalidArgument, field,
+          "expected sink, window >= 0, found " + std::to_string(m.sink) + ", " + std::to_string(m.window));
       require(sinkWindowHeads.insert(h).second, ErrorKind::Unsupported, field,
               "the CUDA kernels take one sink+window mask per head; head " + std::to_string(h) + " has two");
     } else if (m.kind == HeadMask::Kind::Blocks) {
       require(m.blockSize > 0 && m.blocks.defined() && m.blocks.dim() == 2, ErrorKind::InvalidArgument, field,
               "expected blockSize > 0 and a 2-D [query blocks, key blocks] mask");
-      const int64_t needRows = lastQuery / m.blockSize + 1, needCols = nk > 0 ? (nk - 1) / m.blockSize + 1 : 0;
+      const int64_t needRows = lastQuery / m.blockSize + 1,
+                    needCols = nk > 0 ? (nk - 1) / m.blockSize + 1 : 0;
       require(m.blocks.size(0) >= needRows && m.blocks.size(1) >= needCols, ErrorKind::InvalidArgument, field,
-              "block mask is smaller than the sequence: expected at least [" + std::to_string(needRows) + ", " +
-                  std::to_string(needCols) + "], found " + shapeOf(m.blocks));
+              "block mask is smaller than the sequence: expected at least [" + std::to_string(needRows) +
+                  ", " + std::to_string(needCols) + "], found " + shapeOf(m.blocks));
       require(blockHeads.insert(h).second, ErrorKind::Unsupported, field,
               "the CUDA kernels take one block mask per head; head " + std::to_string(h) + " has two");
     }
@@ -72,7 +77,8 @@ void validateEdits(const LayerEdits& e, int64_t heads, int64_t dim, int64_t last
     const auto& a = e.attenuations[i];
     const std::string field = headField("attenuations", i);
     headOk(a.head, field);
-    require(a.beta >= 0.0, ErrorKind::InvalidArgument, field, "expected beta >= 0, found " + std::to_string(a.beta));
+    require(a.beta >= 0.0, ErrorKind::InvalidArgument, field,
+            "expected beta >= 0, found " + std::to_string(a.beta));
     require(actHeads.insert(a.head).second, ErrorKind::Unsupported, field,
             "the CUDA kernels take one attenuation per head; head " + std::to_string(a.head) + " has two");
   }
@@ -90,8 +96,9 @@ void validateEdits(const LayerEdits& e, int64_t heads, int64_t dim, int64_t last
     require(e.headScale.numel() == heads, ErrorKind::InvalidArgument, "edits.headScale",
             "expected " + std::to_string(heads) + " values, found " + std::to_string(e.headScale.numel()));
   if (e.headAdd.defined())
-    require(e.headAdd.numel() == heads * dim, ErrorKind::InvalidArgument, "edits.headAdd",
-            "expected [" + std::to_string(heads) + ", " + std::to_string(dim) + "], found " + shapeOf(e.headAdd));
+    require(
+        e.headAdd.numel() == heads * dim, ErrorKind::InvalidArgument, "edits.headAdd",
+        "expected [" + std::to_string(heads) + ", " + std::to_string(dim) + "], found " + shapeOf(e.headAdd));
 }
 
 void validateStats(const StatsRequest& s, int64_t heads, int64_t nq) {
@@ -131,24 +138,28 @@ void validateCudaCall(const AttentionCall& c) {
   validateTensor(c.v, "v", c.q);
   require(c.k.sizes() == c.v.sizes(), ErrorKind::InvalidArgument, "v",
           "expected the shape of k " + shapeOf(c.k) + ", found " + shapeOf(c.v));
-  require(c.q.size(2) == c.k.size(2), ErrorKind::InvalidArgument, "k",
-          "expected head_dim " + std::to_string(c.q.size(2)) + " (as q), found " + std::to_string(c.k.size(2)));
+  require(
+      c.q.size(2) == c.k.size(2), ErrorKind::InvalidArgument, "k",
+      "expected head_dim " + std::to_string(c.q.size(2)) + " (as q), found " + std::to_string(c.k.size(2)));
   const int64_t heads = c.q.size(0), kvHeads = c.k.size(0), dim = c.q.size(2);
   require(kvHeads > 0 && heads % kvHeads == 0, ErrorKind::InvalidArgument, "k",
           "expected query heads (" + std::to_string(heads) + ") to be a multiple of KV heads, found " +
               std::to_string(kvHeads));
-  require(dim > 0 && dim <= kMaxHeadDim, ErrorKind::Unsupported, "q",
-          "head_dim " + std::to_string(dim) + " is outside the CUDA kernels' 1.." + std::to_string(kMaxHeadDim));
+  require(
+      dim > 0 && dim <= kMaxHeadDim, ErrorKind::Unsupported, "q",
+      "head_dim " + std::to_string(dim) + " is outside the CUDA kernels' 1.." + std::to_string(kMaxHeadDim));
   require(heads <= 65535, ErrorKind::Unsupported, "q",
           "expected at most 65535 heads, found " + std::to_string(heads));
-  require(c.queryStart >= 0 && c.queryStart + c.q.size(1) <= c.k.size(1), ErrorKind::InvalidArgument, "queryStart",
+  require(c.queryStart >= 0 && c.queryStart + c.q.size(1) <= c.k.size(1), ErrorKind::InvalidArgument,
+          "queryStart",
           "queries at positions " + std::to_string(c.queryStart) + ".." +
               std::to_string(c.queryStart + c.q.size(1) - 1) + " need that many keys, have " +
               std::to_string(c.k.size(1)));
   require(c.slidingWindow >= 0, ErrorKind::InvalidArgument, "slidingWindow", "expected >= 0");
   require(!c.observer, ErrorKind::Unsupported, "observer",
           "probability observers run on the CPU path only; request tiles or statistics on CUDA");
-  if (c.edits) validateEdits(*c.edits, heads, dim, c.queryStart + std::max<int64_t>(c.q.size(1), 1) - 1, c.k.size(1));
+  if (c.edits)
+    validateEdits(*c.edits, heads, dim, c.queryStart + std::max<int64_t>(c.q.size(1), 1) - 1, c.k.size(1));
   if (c.stats) validateStats(*c.stats, heads, c.q.size(1));
 }
 

@@ -29,14 +29,23 @@ inline void checkLaunch(const char* kernel) {
 
 inline void checkCuda(cudaError_t e, const char* kernel, const char* what) {
   if (e != cudaSuccess)
-    throw Error(ErrorKind::Device, std::string(kernel) + ": " + what + ": " + cudaGetErrorString(e), {}, "cuda");
+    throw Error(ErrorKind::Device, std::string(kernel) + ": " + what + ": " + cudaGetErrorString(e), {},
+                "cuda");
 }
 
-inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t ceilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
-__device__ __forceinline__ float toFloat(float x) { return x; }
-__device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }
-__device__ __forceinline__ float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float toFloat(float x) {
+  return x;
+}
+__device__ __forceinline__ float toFloat(__half x) {
+  return __half2float(x);
+}
+__device__ __forceinline__ float toFloat(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 
 // Loads up to 8 consecutive elements (n valid, the rest 0) as floats; 16-byte loads when vec.
 template <typename T>
@@ -44,7 +53,8 @@ __device__ __forceinline__ void load8(const T* src, int n, bool vec, float out[8
   if (vec && n == 8) {
     if constexpr (sizeof(T) == 4) {
       const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
-      out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+      out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z,
+      out[7] = b.w;
     } else {
       const uint4 raw = *reinterpret_cast<const uint4*>(src);
       const T* e = reinterpret_cast<const T*>(&raw);
@@ -86,8 +96,8 @@ __device__ void loadTransposed(const AttentionParams& p, const TensorView3& t, i
 
 // Loads `count` token rows into dst[r * (D + 4) + d] (natural layout, for V).
 template <typename T, int D>
-__device__ void loadRows(const AttentionParams& p, const TensorView3& t, int64_t head, int64_t first, int count,
-                         float* dst) {
+__device__ void loadRows(const AttentionParams& p, const TensorView3& t, int64_t head, int64_t first,
+                         int count, float* dst) {
   constexpr int kChunks = D / 8;
   for (int idx = threadIdx.x; idx < kTileK * kChunks; idx += kThreads) {
     const int c = idx % kChunks, r = idx / kChunks;
@@ -144,7 +154,8 @@ __device__ __forceinline__ bool tileMasked(const AttentionParams& p, const HeadM
   if (m.hasStreamWindow && k0 >= m.streamSink && k1 - 1 <= qlo - m.streamWindow) return true;
   if (m.hasKeySet && !p.keyTileAny[h * ((p.nk + kTileK - 1) / kTileK) + k0 / kTileK]) return true;
   if (m.hasBlocks) {
-    const int64_t b0 = qlo / m.blockSize, b1 = qhi / m.blockSize, c0 = k0 / m.blockSize, c1 = (k1 - 1) / m.blockSize;
+    const int64_t b0 = qlo / m.blockSize, b1 = qhi / m.blockSize, c0 = k0 / m.blockSize,
+                  c1 = (k1 - 1) / m.blockSize;
     if ((b1 - b0 + 1) * (c1 - c0 + 1) > 64) return false;  // too many blocks to check cheaply
     for (int64_t b = b0; b <= b1; ++b)
       for (int64_t c = c0; c <= c1; ++c)
@@ -197,9 +208,15 @@ __device__ __forceinline__ void keyRange(const AttentionParams& p, int64_t qlo, 
 template <typename F>
 void dispatchType(ElemType t, F&& f) {
   switch (t) {
-    case ElemType::F32: f(float{}); break;
-    case ElemType::F16: f(__half{}); break;
-    case ElemType::BF16: f(__nv_bfloat16{}); break;
+    case ElemType::F32:
+      f(float{});
+      break;
+    case ElemType::F16:
+      f(__half{});
+      break;
+    case ElemType::BF16:
+      f(__nv_bfloat16{});
+      break;
   }
 }
 

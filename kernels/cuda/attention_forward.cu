@@ -16,9 +16,15 @@ constexpr size_t forwardSmemBytes() {
 
 __device__ __forceinline__ void storeOut(void* out, ElemType t, int64_t idx, float v) {
   switch (t) {
-    case ElemType::F32: static_cast<float*>(out)[idx] = v; break;
-    case ElemType::F16: static_cast<__half*>(out)[idx] = __float2half(v); break;
-    case ElemType::BF16: static_cast<__nv_bfloat16*>(out)[idx] = __float2bfloat16(v); break;
+    case ElemType::F32:
+      static_cast<float*>(out)[idx] = v;
+      break;
+    case ElemType::F16:
+      static_cast<__half*>(out)[idx] = __float2half(v);
+      break;
+    case ElemType::BF16:
+      static_cast<__nv_bfloat16*>(out)[idx] = __float2bfloat16(v);
+      break;
   }
 }
 
@@ -54,8 +60,8 @@ __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const Attenti
   const float biasMul = kLog2e;
   const float* biasRow = p.bias ? p.bias + static_cast<int64_t>(h) * p.nk : nullptr;
   // ACT heads also sum the mass on / off the attenuated keys (same rescaling as l).
-  const uint8_t* attRow = (p.beta && p.actOn && p.beta[h] >= 0.0f) ? p.attenuated + static_cast<int64_t>(h) * p.nk
-                                                                    : nullptr;
+  const uint8_t* attRow =
+      (p.beta && p.actOn && p.beta[h] >= 0.0f) ? p.attenuated + static_cast<int64_t>(h) * p.nk : nullptr;
 
   loadTransposed<T, D>(p, p.q, h, rowBase, rows, p.scale * kLog2e, qT);
 
@@ -98,15 +104,18 @@ __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const Attenti
       for (int j = 0; j < 4; ++j) {
         s[i][j] = exp2f(s[i][j] - mUse);
         const int64_t key = k0 + tx * 4 + j;
-        if (attRow && key < k1 && attRow[key]) sumOn += s[i][j];
-        else sum += s[i][j];
+        if (attRow && key < k1 && attRow[key])
+          sumOn += s[i][j];
+        else
+          sum += s[i][j];
       }
       if (attRow) lOn[i] = lOn[i] * alpha + rowSum16(sumOn);
       l[i] = l[i] * alpha + rowSum16(sum);  // with ACT: the mass off the attenuated keys
       m[i] = mNew;
 #pragma unroll
       for (int c = 0; c < kChunks * 4; ++c) o[i][c] *= alpha;
-      *reinterpret_cast<float4*>(pS + (ty * 4 + i) * kLdT + tx * 4) = make_float4(s[i][0], s[i][1], s[i][2], s[i][3]);
+      *reinterpret_cast<float4*>(pS + (ty * 4 + i) * kLdT + tx * 4) =
+          make_float4(s[i][0], s[i][1], s[i][2], s[i][3]);
     }
     __syncthreads();
 

@@ -46,13 +46,13 @@ struct AttentionParams {
   const int32_t* headList = nullptr;  // heads to run (grid.y = numHeads); nullptr: all heads
   int numHeads = 0;
 
-  const HeadMaskDev* masks = nullptr;      // [heads] or nullptr
-  const uint8_t* keyAllowed = nullptr;     // [heads, nk] KeySet masks
-  const uint8_t* keyTileAny = nullptr;     // [heads, ceil(nk / kTileK)]: a KeySet tile has a key
-  const uint8_t* blocks = nullptr;         // concatenated [rows, cols] block masks
-  const float* bias = nullptr;             // [heads, nk] additive logit bias (natural log units)
-  const uint8_t* attenuated = nullptr;     // [heads, nk] ACT keys
-  const float* beta = nullptr;             // [heads] ACT beta, < 0 where a head is not attenuated
+  const HeadMaskDev* masks = nullptr;   // [heads] or nullptr
+  const uint8_t* keyAllowed = nullptr;  // [heads, nk] KeySet masks
+  const uint8_t* keyTileAny = nullptr;  // [heads, ceil(nk / kTileK)]: a KeySet tile has a key
+  const uint8_t* blocks = nullptr;      // concatenated [rows, cols] block masks
+  const float* bias = nullptr;          // [heads, nk] additive logit bias (natural log units)
+  const uint8_t* attenuated = nullptr;  // [heads, nk] ACT keys
+  const float* beta = nullptr;          // [heads] ACT beta, < 0 where a head is not attenuated
   // [heads, nq] ACT: softmax mass on / off the attenuated keys, summed separately by the forward so
   // that a row with (almost) all mass on those keys gets an exact 0 off-mass, not a cancellation.
   float* actOn = nullptr;
@@ -60,20 +60,20 @@ struct AttentionParams {
 
   void* out = nullptr;  // [heads, nq, dim] of outType
   ElemType outType = ElemType::F32;
-  float* rowLse2 = nullptr;             // [heads, nq] log2-sum-exp2 of the scaled logits, -inf: no key
-  const float* headScale = nullptr;     // [heads] fused output scale, or nullptr
-  const float* headAdd = nullptr;       // [heads, dim] fused output add, or nullptr
+  float* rowLse2 = nullptr;          // [heads, nq] log2-sum-exp2 of the scaled logits, -inf: no key
+  const float* headScale = nullptr;  // [heads] fused output scale, or nullptr
+  const float* headAdd = nullptr;    // [heads, dim] fused output add, or nullptr
 };
 
 // Outputs and parameters of the statistics pass (mirrors StatsRequest; see attention.h).
 struct StatsParams {
   int64_t streamSink = 4, streamWindow = 64, distanceCap = 10, bandLo = 10, bandHi = 100;
   float *entropy = nullptr, *streamMass = nullptr, *waad = nullptr, *meanDistance = nullptr;  // [H, nq]
-  float* top1Prob = nullptr;                 // [H, nq]
-  int64_t* top1Pos = nullptr;                // [H, nq]
+  float* top1Prob = nullptr;                                                                  // [H, nq]
+  int64_t* top1Pos = nullptr;                                                                 // [H, nq]
   float *colSum = nullptr, *colSumBand = nullptr;  // [H, nk], zeroed by the caller (atomics)
   int64_t poolBlock = 0, poolRows = 0, poolCols = 0;
-  const int32_t* poolIndex = nullptr;        // [H]: slot in the pooled maps, -1 when not pooled
+  const int32_t* poolIndex = nullptr;            // [H]: slot in the pooled maps, -1 when not pooled
   float *poolMax = nullptr, *poolSum = nullptr;  // [P, poolRows, poolCols], zeroed by the caller
 };
 
@@ -91,8 +91,8 @@ void launchAttentionStats(const AttentionParams& p, const StatsParams& s, cudaSt
 
 // out[h, i] = sum of probabilities of query row i on a key list: keys[rowStart[i]..rowStart[i+1]) per
 // row, or the same keys[0..sharedCount) for every row when rowStart is nullptr.
-void launchKeyMass(const AttentionParams& p, const int64_t* rowStart, const int64_t* keys, int64_t sharedCount,
-                   float* out, cudaStream_t stream);
+void launchKeyMass(const AttentionParams& p, const int64_t* rowStart, const int64_t* keys,
+                   int64_t sharedCount, float* out, cudaStream_t stream);
 
 // Exact probabilities of head h for query positions [q0, q1) and keys [k0, k1) into out [q1-q0, k1-k0]
 // (0 outside this call's queries or keys).

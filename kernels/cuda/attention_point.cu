@@ -19,7 +19,8 @@ __device__ __forceinline__ float warpSum(float x) {
 
 // Loads query row `row` of head h into this lane's dims (lane + 32 * t), pre-scaled to log2 units.
 template <typename T>
-__device__ __forceinline__ void loadQueryRow(const AttentionParams& p, int h, int64_t row, float qv[kDimPerLane]) {
+__device__ __forceinline__ void loadQueryRow(const AttentionParams& p, int h, int64_t row,
+                                             float qv[kDimPerLane]) {
   const T* q = rowPtr<T>(p.q, h, row);
   const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -48,8 +49,8 @@ __device__ __forceinline__ float logit2(const AttentionParams& p, int h, int kvh
 // One warp per (row, head) of an attenuated head: out = gain * out + (beta - gain) * sum_K p_j v_j,
 // the redistributed row written through the plain output (p.out is float here).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) attenuationFixupKernel(const AttentionParams p, const int64_t* keyStart,
-                                                                   const int64_t* keys) {
+__global__ void __launch_bounds__(kThreads)
+    attenuationFixupKernel(const AttentionParams p, const int64_t* keyStart, const int64_t* keys) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const int h = blockIdx.y, lane = threadIdx.x % 32;
   if (row >= p.nq || p.beta[h] < 0.0f) return;
@@ -80,8 +81,9 @@ __global__ void __launch_bounds__(kThreads) attenuationFixupKernel(const Attenti
 
 // One warp per (row, head): sum of final probabilities over a key list.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) keyMassKernel(const AttentionParams p, const int64_t* rowStart,
-                                                          const int64_t* keys, int64_t sharedCount, float* out) {
+__global__ void __launch_bounds__(kThreads)
+    keyMassKernel(const AttentionParams p, const int64_t* rowStart, const int64_t* keys, int64_t sharedCount,
+                  float* out) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const int h = blockIdx.y;
   if (row >= p.nq) return;
@@ -104,8 +106,9 @@ __global__ void __launch_bounds__(kThreads) keyMassKernel(const AttentionParams 
 
 // One thread per tile element; the tile is small (a zoomed view), so a plain dot product suffices.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) probabilityTileKernel(const AttentionParams p, int h, int64_t q0,
-                                                                  int64_t q1, int64_t k0, int64_t k1, float* out) {
+__global__ void __launch_bounds__(kThreads)
+    probabilityTileKernel(const AttentionParams p, int h, int64_t q0, int64_t q1, int64_t k0, int64_t k1,
+                          float* out) {
   const int64_t cols = k1 - k0;
   const int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (e >= (q1 - q0) * cols) return;
@@ -141,8 +144,8 @@ void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, c
   checkLaunch("attention_act_fixup");
 }
 
-void launchKeyMass(const AttentionParams& p, const int64_t* rowStart, const int64_t* keys, int64_t sharedCount,
-                   float* out, cudaStream_t stream) {
+void launchKeyMass(const AttentionParams& p, const int64_t* rowStart, const int64_t* keys,
+                   int64_t sharedCount, float* out, cudaStream_t stream) {
   if (p.nq == 0) return;
   detail::dispatchType(p.type, [&](auto t) {
     keyMassKernel<decltype(t)><<<rowGrid(p), kThreads, 0, stream>>>(p, rowStart, keys, sharedCount, out);

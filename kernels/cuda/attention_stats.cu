@@ -37,11 +37,12 @@ __device__ __forceinline__ float sum16(float x) {
 }
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) attentionStatsKernel(const AttentionParams p, const StatsParams s) {
+__global__ void __launch_bounds__(kThreads)
+    attentionStatsKernel(const AttentionParams p, const StatsParams s) {
   extern __shared__ float4 smem4[];
   float* qT = reinterpret_cast<float*>(smem4);
   float* kT = qT + D * kLdT;
-  float* colPart = kT + D * kLdT;      // [16][kTileK] per-ty column partial sums
+  float* colPart = kT + D * kLdT;  // [16][kTileK] per-ty column partial sums
   float* bandPart = colPart + 16 * kTileK;
   float* cellMax = bandPart + 16 * kTileK;  // [kMaxPoolCells]
   float* cellSum = cellMax + kMaxPoolCells;
@@ -149,8 +150,9 @@ __global__ void __launch_bounds__(kThreads) attentionStatsKernel(const Attention
     if (pool >= 0 && B >= 4) {
       for (int64_t c = tid; c < cellRows * cellCols; c += kThreads) {
         if (cellSum[c] > 0.0f) {
-          const int64_t cell = (static_cast<int64_t>(pool) * s.poolRows + tileQb + c / cellCols) * s.poolCols +
-                               tileKb + c % cellCols;
+          const int64_t cell =
+              (static_cast<int64_t>(pool) * s.poolRows + tileQb + c / cellCols) * s.poolCols + tileKb +
+              c % cellCols;
           atomicMaxNonNeg(s.poolMax + cell, cellMax[c]);
           atomicAdd(s.poolSum + cell, cellSum[c]);
         }

@@ -72,7 +72,8 @@ inline std::unique_ptr<AttentionProblem> makeProblem(const AttentionCase& c, uin
   }
   if (c.edits == EditSet::Attenuation || c.edits == EditSet::Everything) {
     e.attenuations.push_back({0, {0}, 0.4});
-    e.attenuations.push_back({2, {0, 1, 7, 7, nk + 3}, 0.1});
+    e.attenuations.push_back(
+        {2, {0, 1, 7, nk + 3}, 0.1});  // distinct keys: the CPU counts a repeated one twice
     e.biases.push_back({2, {0}, 1.0});
   }
   if (c.edits == EditSet::Everything) {
@@ -94,18 +95,22 @@ inline std::unique_ptr<AttentionProblem> makeProblem(const AttentionCase& c, uin
     const int64_t pos = pr->queryStart + r;
     if (pos > 0) prev.keys.push_back(pos - 1);
     prev.rowStart.push_back(static_cast<int64_t>(prev.keys.size()));
-    for (int i = 0; i < 3; ++i) rnd.keys.push_back(at::randint(0, pos + 2, {1}).item<int64_t>());  // dups, > pos
+    for (int i = 0; i < 3; ++i)
+      rnd.keys.push_back(at::randint(0, pos + 2, {1}).item<int64_t>());  // dups, > pos
     rnd.rowStart.push_back(static_cast<int64_t>(rnd.keys.size()));
   }
   s.targets = {prev, rnd};
-  s.tiles.push_back({1, pr->queryStart, pr->queryStart + std::min<int64_t>(c.nq, 37), 0, std::min<int64_t>(nk, 50)});
-  s.tiles.push_back({static_cast<int>(c.heads - 1), std::max<int64_t>(0, pr->queryStart - 3), last + 2, std::max<int64_t>(0, nk - 20),
+  s.tiles.push_back(
+      {1, pr->queryStart, pr->queryStart + std::min<int64_t>(c.nq, 37), 0, std::min<int64_t>(nk, 50)});
+  s.tiles.push_back({static_cast<int>(c.heads - 1), std::max<int64_t>(0, pr->queryStart - 3), last + 2,
+                     std::max<int64_t>(0, nk - 20),
                      nk + 4});  // reaches outside this call's queries and keys: zeros there
   return pr;
 }
 
 // The call on the CPU (reference) or on the GPU (strided views when the case asks for them).
-inline AttentionCall makeCall(const AttentionProblem& pr, const AttentionCase& c, bool onGpu, bool withEdits) {
+inline AttentionCall makeCall(const AttentionProblem& pr, const AttentionCase& c, bool onGpu,
+                              bool withEdits) {
   AttentionCall call;
   call.queryStart = pr.queryStart, call.scale = pr.scale, call.slidingWindow = pr.slidingWindow;
   call.edits = withEdits ? &pr.edits : nullptr;

@@ -46,7 +46,8 @@ void compareCase(const AttentionCase& c, uint64_t seed) {
   }
   REQUIRE(gotOut.scalar_type() == c.dtype);
   const bool lowPrecision = c.dtype != at::kFloat;
-  expectClose(gotOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4, "output");
+  expectClose(gotOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4,
+              "output");
 
   // Statistics are computed in fp32 from the same rounded inputs: 2e-3 absolute (the bf16 target's
   // bound), plus a small relative part for sums that grow with N (column sums, distances).
@@ -145,36 +146,52 @@ TEST_CASE("attentionCuda rejects bad calls with the field named, and stays usabl
     std::string fragment;
   };
   const std::vector<Row> rows = {
-      {"q on the CPU", [](auto& c, auto&) { c.q = c.q.cpu(); }, ErrorKind::InvalidArgument, "q: expected a CUDA tensor"},
-      {"k dtype differs", [](auto& c, auto&) { c.k = c.k.to(at::kHalf); }, ErrorKind::Mismatch, "k: expected dtype"},
-      {"int q", [](auto& c, auto&) { c.q = c.q.to(at::kInt); }, ErrorKind::Unsupported, "q: expected float32"},
+      {"q on the CPU", [](auto& c, auto&) { c.q = c.q.cpu(); }, ErrorKind::InvalidArgument,
+       "q: expected a CUDA tensor"},
+      {"k dtype differs", [](auto& c, auto&) { c.k = c.k.to(at::kHalf); }, ErrorKind::Mismatch,
+       "k: expected dtype"},
+      {"int q", [](auto& c, auto&) { c.q = c.q.to(at::kInt); }, ErrorKind::Unsupported,
+       "q: expected float32"},
       {"head_dim 160",
        [](auto& c, auto&) {
          c.q = at::zeros({4, 20, 160}, c.q.options()), c.k = c.v = at::zeros({2, 20, 160}, c.k.options());
        },
        ErrorKind::Unsupported, "head_dim 160"},
-      {"heads not a multiple", [](auto& c, auto&) { c.k = c.v = at::zeros({3, 20, 64}, c.k.options()); },
+      {"heads not a multiple",
+       [](auto& c, auto&) {
+         c.k = c.v = at::zeros({3, 20, 64}, c.k.options());
+       },
        ErrorKind::InvalidArgument, "multiple of KV heads"},
       {"queries past the keys", [](auto& c, auto&) { c.queryStart = 5; }, ErrorKind::InvalidArgument,
        "queryStart: queries at positions 5..24"},
-      {"observer", [](auto& c, auto&) { c.observer = [](int64_t, const at::Tensor&) {}; }, ErrorKind::Unsupported,
-       "observer"},
-      {"two attenuations on a head", [](auto&, auto& p) { p.edits.attenuations.push_back({0, {1}, 0.5}); },
+      {"observer", [](auto& c, auto&) { c.observer = [](int64_t, const at::Tensor&) {}; },
+       ErrorKind::Unsupported, "observer"},
+      {"two attenuations on a head",
+       [](auto&, auto& p) {
+         p.edits.attenuations.push_back({0, {1}, 0.5});
+       },
        ErrorKind::Unsupported, "edits.attenuations[2]"},
       {"block mask too small",
-       [](auto&, auto& p) { p.edits.masks.push_back({1, hs::kernels::HeadMask::blockSparse(8, at::ones({1, 1}))}); },
+       [](auto&, auto& p) {
+         p.edits.masks.push_back({1, hs::kernels::HeadMask::blockSparse(8, at::ones({1, 1}))});
+       },
        ErrorKind::InvalidArgument, "block mask is smaller than the sequence"},
       {"mask head out of range",
-       [](auto&, auto& p) { p.edits.masks.push_back({9, hs::kernels::HeadMask::sinkWindow(1, 1)}); },
+       [](auto&, auto& p) {
+         p.edits.masks.push_back({9, hs::kernels::HeadMask::sinkWindow(1, 1)});
+       },
        ErrorKind::InvalidArgument, "edits.masks[4]: head 9 out of range"},
       {"negative beta", [](auto&, auto& p) { p.edits.attenuations[1].beta = -1; }, ErrorKind::InvalidArgument,
        "expected beta >= 0"},
-      {"headScale size", [](auto&, auto& p) { p.edits.headScale = at::ones({3}); }, ErrorKind::InvalidArgument,
-       "edits.headScale: expected 4 values, found 3"},
-      {"huge tile", [](auto&, auto& p) { p.stats.tiles.push_back({0, 0, 1 << 20, 0, 1 << 20}); },
+      {"headScale size", [](auto&, auto& p) { p.edits.headScale = at::ones({3}); },
+       ErrorKind::InvalidArgument, "edits.headScale: expected 4 values, found 3"},
+      {"huge tile",
+       [](auto&, auto& p) {
+         p.stats.tiles.push_back({0, 0, 1 << 20, 0, 1 << 20});
+       },
        ErrorKind::OutOfMemory, "stats.tiles[2]"},
-      {"target rows", [](auto&, auto& p) { p.stats.targets[0].rowStart.pop_back(); }, ErrorKind::InvalidArgument,
-       "stats.targets[0] 'previous token'"},
+      {"target rows", [](auto&, auto& p) { p.stats.targets[0].rowStart.pop_back(); },
+       ErrorKind::InvalidArgument, "stats.targets[0] 'previous token'"},
       {"pool head", [](auto&, auto& p) { p.stats.poolHeads = {4}; }, ErrorKind::InvalidArgument,
        "stats.poolHeads: head 4 out of range"},
   };

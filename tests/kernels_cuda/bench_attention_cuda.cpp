@@ -1,0 +1,75 @@
+// Benchmark (never a test): one Llama-3-8B-shaped attention layer (32 heads, 8 KV heads, head_dim 128,
+// bf16) at growing N: our plain forward, our instrumented forward (every statistic for every head,
+// 64x64 pooled maps) and at::scaled_dot_product_attention, with peak memory. Prints a table.
+//   usage: hs_attention_cuda_bench [max_tokens=32768]
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include "kernels/attention/attention.h"
+#include "kernels/core/torch_compat.h"
+
+namespace {
+
+// Simple timing: one warm-up, then the mean of `reps` runs, in milliseconds.
+double timeMs(const std::function<void()>& f, int reps) {
+  f();
+  c10::cuda::device_synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  c10::cuda::device_synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+}
+
+double peakGiB(const std::function<void()>& f) {
+  c10::cuda::device_synchronize();
+  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  f();
+  c10::cuda::device_synchronize();
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 30);  // [0]: StatType AGGREGATE
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t maxTokens = argc > 1 ? std::atoll(argv[1]) : 32768;
+  const int64_t H = 32, KVH = 8, D = 128;
+  const auto opt = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  std::printf("%8s %12s %16s %12s %10s %10s %10s %9s\n", "N", "plain ms", "instrumented ms", "sdpa ms",
+              "instr/pl", "pl/sdpa", "peak GiB", "instr GiB");
+  for (int64_t n = 4096; n <= maxTokens; n *= 2) {
+    const auto q = at::randn({H, n, D}, opt), k = at::randn({KVH, n, D}, opt),
+               v = at::randn({KVH, n, D}, opt);
+    hs::kernels::AttentionCall call;
+    call.q = q, call.k = k, call.v = v, call.scale = 1.0 / std::sqrt(static_cast<double>(D));
+    hs::kernels::StatsRequest req;
+    req.sinkSet = {0, 1, 2, 3};
+    req.poolBlock = 64;
+    auto plain = [&] { hs::kernels::attentionCuda(call, nullptr); };
+    auto instrumented = [&] {
+      hs::kernels::AttentionCall c = call;
+      c.stats = &req;
+      hs::kernels::LayerStats s;
+      hs::kernels::attentionCuda(c, &s);
+    };
+    const int reps = n <= 8192 ? 3 : 1;
+    const double tPlain = timeMs(plain, reps), tInstr = timeMs(instrumented, reps);
+    const double mPlain = peakGiB(plain), mInstr = peakGiB(instrumented);
+    double tSdpa = 0.0;
+#if HS_TORCH_AT_LEAST(2, 1)
+    const auto qb = q.unsqueeze(0), kb = k.repeat_interleave(H / KVH, 0).unsqueeze(0);
+    const auto vb = v.repeat_interleave(H / KVH, 0).unsqueeze(0);
+    tSdpa = timeMs([&] { at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, true); }, reps);
+#endif
+    std::printf("%8lld %12.2f %16.2f %12.2f %10.2f %10.2f %10.2f %9.2f\n", static_cast<long long>(n), tPlain,
+                tInstr, tSdpa, tInstr / tPlain, tSdpa > 0 ? tPlain / tSdpa : 0.0, mPlain, mInstr);
+    std::fflush(stdout);
+  }
+  return 0;
+}
