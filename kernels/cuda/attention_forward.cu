@@ -182,6 +182,7 @@ void launchForward(const AttentionParams& p, cudaStream_t stream) {
 
 void launchAttentionForward(const AttentionParams& p, cudaStream_t stream) {
   if (p.nq == 0 || p.numHeads == 0) return;
+  detail::checkShape(p, "attention_forward");
   detail::dispatchType(p.type, [&](auto t) {
     using T = decltype(t);
     if (p.dim <= 64)

@@ -138,6 +138,7 @@ dim3 rowGrid(const AttentionParams& p) {
 void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, const int64_t* keys,
                             cudaStream_t stream) {
   if (p.nq == 0) return;
+  detail::checkShape(p, "attention_act_fixup");
   detail::dispatchType(p.type, [&](auto t) {
     attenuationFixupKernel<decltype(t)><<<rowGrid(p), kThreads, 0, stream>>>(p, keyStart, keys);
   });
@@ -147,6 +148,7 @@ void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, c
 void launchKeyMass(const AttentionParams& p, const int64_t* rowStart, const int64_t* keys,
                    int64_t sharedCount, float* out, cudaStream_t stream) {
   if (p.nq == 0) return;
+  detail::checkShape(p, "attention_key_mass");
   detail::dispatchType(p.type, [&](auto t) {
     keyMassKernel<decltype(t)><<<rowGrid(p), kThreads, 0, stream>>>(p, rowStart, keys, sharedCount, out);
   });
@@ -157,6 +159,7 @@ void launchProbabilityTile(const AttentionParams& p, int head, int64_t q0, int64
                            float* out, cudaStream_t stream) {
   const int64_t n = (q1 - q0) * (k1 - k0);
   if (n <= 0) return;
+  detail::checkShape(p, "attention_probability_tile");
   detail::dispatchType(p.type, [&](auto t) {
     probabilityTileKernel<decltype(t)>
         <<<static_cast<unsigned>(ceilDiv(n, kThreads)), kThreads, 0, stream>>>(p, head, q0, q1, k0, k1, out);

@@ -194,6 +194,7 @@ void launchStats(const AttentionParams& p, const StatsParams& s, cudaStream_t st
 
 void launchAttentionStats(const AttentionParams& p, const StatsParams& s, cudaStream_t stream) {
   if (p.nq == 0 || p.numHeads == 0) return;
+  detail::checkShape(p, "attention_stats");
   detail::dispatchType(p.type, [&](auto t) {
     using T = decltype(t);
     if (p.dim <= 64)
