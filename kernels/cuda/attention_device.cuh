@@ -37,6 +37,19 @@ inline int64_t ceilDiv(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// The raw API's own guard (the bridge validates first): shapes the kernels cannot index safely.
+inline void checkShape(const AttentionParams& p, const char* kernel) {
+  const bool ok = p.dim >= 1 && p.dim <= kMaxHeadDim && p.kvHeads > 0 && p.heads % p.kvHeads == 0 &&
+                  p.nq >= 0 && p.queryStart >= 0 && p.queryStart + p.nq <= p.nk;
+  if (!ok)
+    throw Error(ErrorKind::InvalidArgument,
+                std::string(kernel) + ": unsupported shape (head_dim " + std::to_string(p.dim) + ", heads " +
+                    std::to_string(p.heads) + "/" + std::to_string(p.kvHeads) + ", queries " +
+                    std::to_string(p.queryStart) + "+" + std::to_string(p.nq) + " of " +
+                    std::to_string(p.nk) + " keys)",
+                {}, "cuda");
+}
+
 __device__ __forceinline__ float toFloat(float x) {
   return x;
 }
