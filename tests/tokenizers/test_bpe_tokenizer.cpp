@@ -1,6 +1,7 @@
 // Byte-level BPE tokenizer end to end on the hand-built tiny tokenizer (ids derived by hand in the
 // comments from the merge table in tiny_tokenizer.h).
 #include <chrono>
+#include <thread>
 
 #include "inference/tokenizers/tokenizer.h"
 #include "kernels/core/error.h"
@@ -128,4 +129,31 @@ TEST_CASE("long whitespace and digit runs stay fast", "[bpe_tokenizer]") {
   CHECK(digits.size() == 200000);
   CHECK(as == Ids(50000, 267));
   CHECK(seconds < 5.0);
+}
+
+TEST_CASE("concurrent encodes agree with a single-threaded run", "[bpe_tokenizer]") {
+  hs::test::TempDir dir;
+  const auto tok = loadTiny(dir, hs::test::tinyTokenizerJson());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) {
+    texts.push_back("text " + std::to_string(i * 7919) + std::string(static_cast<size_t>(i), ' ') +
+                    "hello the<sep>aaaa" + std::to_string(i));
+  }
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok->encode(t));
+  std::vector<int> mismatches(8, 0);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 8; ++w) {
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < 20; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          if (tok->encode(texts[(i + static_cast<size_t>(w)) % texts.size()]) !=
+              expected[(i + static_cast<size_t>(w)) % texts.size()])
+            ++mismatches[static_cast<size_t>(w)];
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(mismatches == std::vector<int>(8, 0));
 }

@@ -140,3 +140,24 @@ TEST_CASE("special tokens SentencePiece lacks are Corrupt at load", "[sentencepi
     CHECK(std::string(e.what()).find("tokenizer_config.json: bos_token") != std::string::npos);
   }
 }
+
+TEST_CASE("a Metaspace tokenizer.json next to tokenizer.model loads the SentencePiece model",
+          "[sentencepiece_tokenizer]") {
+  hs::test::TempDir dir;
+  // Llama-2's tokenizer.json layout: Prepend/Replace normalizer, no pre-tokenizer, byte fallback.
+  const nlohmann::json llama2 = {
+      {"version", "1.0"},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         nlohmann::json::array({nlohmann::json{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}}})}}},
+      {"pre_tokenizer", nullptr},
+      {"model",
+       {{"type", "BPE"},
+        {"byte_fallback", true},
+        {"vocab", {{"a", 0}}},
+        {"merges", nlohmann::json::array()}}}};
+  dir.write("tokenizer.json", llama2.dump());
+  const auto tok = load(dir, {{"legacy", false}});
+  CHECK(tok->kind() == "SentencePiece (tokenizer.model)");
+}

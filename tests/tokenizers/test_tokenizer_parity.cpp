@@ -83,6 +83,18 @@ TEST_CASE("token ids equal transformers' for every parity fixture", "[parity]") 
         ++checked;
       }
       CHECK(checked >= 10);
+      // Every eos id generation_config.json names must be one of ours (read here independently).
+      std::ifstream generation(fs::path(HS_SOURCE_DIR) / model / "generation_config.json");
+      if (generation) {
+        nlohmann::json config;
+        generation >> config;
+        auto eos = config.value("eos_token_id", nlohmann::json());
+        if (eos.is_number_integer()) eos = nlohmann::json::array({eos});
+        for (const auto& id : eos) {
+          const auto ours = tok->eosIds();
+          CHECK(std::find(ours.begin(), ours.end(), id.get<hs::TokenId>()) != ours.end());
+        }
+      }
     }
   }
 }
