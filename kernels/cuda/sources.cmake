@@ -12,8 +12,7 @@ if(HEADSCOPE_CUDA_KERNELS)
   # The shared runtime: the same libcudart that LibTorch loads, so streams and errors are shared.
   set_target_properties(hs_kernels_cuda PROPERTIES
     CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON CUDA_RUNTIME_LIBRARY Shared POSITION_INDEPENDENT_CODE ON)
-  target_compile_options(hs_kernels_cuda PRIVATE
-    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra --Werror=all-warnings>)
+  target_compile_options(hs_kernels_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
   if(HEADSCOPE_HAVE_CUDA)
     target_sources(hs_kernels PRIVATE
       ${CMAKE_CURRENT_LIST_DIR}/attention_cuda_bridge.cpp
