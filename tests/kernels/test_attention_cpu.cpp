@@ -2,7 +2,6 @@
 // probabilities against a float64 loop reference (attention_reference.h) over awkward shapes and
 // block sizes, hand-derived answers, autograd through DuoAttention's alpha, and invalid calls.
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <functional>
@@ -272,6 +271,32 @@ TEST_CASE("attention: no queries gives an empty output", "[kernels][attention]")
   CHECK(out.sizes().vec() == std::vector<int64_t>{4, 0, 8});
 }
 
+TEST_CASE("attention: attention() runs the CPU reference for CPU tensors", "[kernels][attention]") {
+  const auto c = hs::test::randomCall({4, 2, 5, 9, 4, 8}, 65);
+  CHECK(at::equal(hs::kernels::attention(c, nullptr), hs::kernels::attentionCpu(c, nullptr)));
+}
+
+TEST_CASE("attention: a key listed twice in ACT counts once", "[kernels][attention]") {
+  // The listed keys are a set: repeating one must not move its mass twice (rows must still sum to
+  // 1). Rejecting the list as InvalidArgument would also be acceptable.
+  const auto c0 = hs::test::randomCall({2, 1, 6, 6, 0, 8}, 67);
+  LayerEdits once, twice;
+  once.attenuations = {{0, {0, 3}, 0.4}};
+  twice.attenuations = {{0, {0, 0, 3, 3}, 0.4}};
+  at::Tensor probsOnce, probsTwice;
+  auto c = c0;
+  c.edits = &once;
+  const auto outOnce = runObserved(c, &probsOnce);
+  c.edits = &twice;
+  try {
+    const auto outTwice = runObserved(c, &probsTwice);
+    CHECK(at::allclose(probsTwice.sum(-1), at::ones({2, 6}), 0, 1e-5));
+    CHECK(at::allclose(outTwice, outOnce, 0, 1e-5));
+  } catch (const hs::Error& err) {
+    CHECK(err.kind() == hs::ErrorKind::InvalidArgument);
+  }
+}
+
 TEST_CASE("attention: invalid calls throw InvalidArgument naming the culprit", "[kernels][attention]") {
   struct Row {
     const char* what;
@@ -352,6 +377,11 @@ TEST_CASE("attention: invalid calls throw InvalidArgument naming the culprit", "
       {"mix alpha",
        [](AttentionCall&, LayerEdits& e) {
          e.mixes = {{0, at::Tensor(), 1, 1}};
+       },
+       "alpha"},
+      {"mix alpha not 0-dim",  // [D] would broadcast silently over head_dim
+       [](AttentionCall&, LayerEdits& e) {
+         e.mixes = {{0, at::full({8}, 0.5), 1, 1}};
        },
        "alpha"},
       {"head scale", [](AttentionCall&, LayerEdits& e) { e.headScale = at::ones({3}); }, "headScale"},

@@ -205,6 +205,25 @@ TEST_CASE("stats: closed forms under uniform attention", "[kernels][stats]") {
   HS_CHECK_CLOSE(got.tiles[0], tile, "tile");
 }
 
+TEST_CASE("stats: a sink listed twice counts once", "[kernels][stats]") {
+  // sinkSet is a set of keys; accepting a repeated key must not double its mass.
+  const Shape s{2, 1, 6, 6, 0, 8};
+  auto c = hs::test::randomCall(s, 95);
+  StatsRequest once, twice;
+  once.sinkSet = {0, 1};
+  twice.sinkSet = {0, 1, 0};
+  LayerStats a, b;
+  c.stats = &once;
+  hs::kernels::attentionCpu(c, &a);
+  c.stats = &twice;
+  try {
+    hs::kernels::attentionCpu(c, &b);
+    CHECK(at::allclose(b.sinkSet, a.sinkSet, 0, 1e-6));
+  } catch (const hs::Error& err) {
+    CHECK(err.kind() == hs::ErrorKind::InvalidArgument);
+  }
+}
+
 namespace {
 
 // Rows [r0, r1) of a target set, as the target set of a call over those queries.
