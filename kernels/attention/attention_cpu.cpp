@@ -70,7 +70,8 @@ void validate(const AttentionCall& c) {
     for (const auto& b : c.edits->biases) requireArg(headOk(b.head), "logit bias head out of range");
     for (const auto& a : c.edits->attenuations)
       requireArg(headOk(a.head) && a.beta >= 0.0, "attenuation head out of range or negative beta");
-    for (const auto& m : c.edits->mixes) requireArg(headOk(m.head) && m.alpha.defined(), "mix head/alpha invalid");
+    for (const auto& m : c.edits->mixes)
+      requireArg(headOk(m.head) && m.alpha.defined() && m.alpha.numel() == 1, "mix head/alpha invalid");
     if (c.edits->headScale.defined()) requireArg(c.edits->headScale.numel() == heads, "headScale must be [heads]");
     if (c.edits->headAdd.defined())
       requireArg(c.edits->headAdd.numel() == heads * c.q.size(2), "headAdd must be [heads, head_dim]");

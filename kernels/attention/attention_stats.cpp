@@ -40,7 +40,8 @@ StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64
   s_.targetMass = at::zeros({static_cast<int64_t>(req_->targets.size()), heads, nq}, f);
   for (const auto& t : req_->targets)
     check(static_cast<int64_t>(t.rowStart.size()) == nq + 1 && t.rowStart.front() == 0 &&
-              t.rowStart.back() == static_cast<int64_t>(t.keys.size()),
+              t.rowStart.back() == static_cast<int64_t>(t.keys.size()) &&
+              std::is_sorted(t.rowStart.begin(), t.rowStart.end()),  // add() indexes keys by these
           ErrorKind::InvalidArgument, "target set '" + t.name + "' must have one row per query", {}, "stats");
   if (req_->poolBlock > 0) {
     std::vector<int64_t> ph;
@@ -58,7 +59,7 @@ StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64
   for (const auto& t : req_->tiles) {
     check(t.head >= 0 && t.head < heads && 0 <= t.q0 && t.q0 < t.q1 && 0 <= t.k0 && t.k0 < t.k1,
           ErrorKind::InvalidArgument, "invalid tile request", {}, "stats");
-    check((t.q1 - t.q0) * (t.k1 - t.k0) <= (int64_t{1} << 30), ErrorKind::OutOfMemory,
+    check(t.q1 - t.q0 <= (int64_t{1} << 30) / (t.k1 - t.k0), ErrorKind::OutOfMemory,  // no int64 overflow
           "tile of " + std::to_string(t.q1 - t.q0) + "x" + std::to_string(t.k1 - t.k0) + " is too large", {},
           "stats");
     s_.tiles.push_back(at::zeros({t.q1 - t.q0, t.k1 - t.k0}, f));
