@@ -7,9 +7,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -32,11 +36,16 @@ struct BenchOptions {
   bool keep = false, skipCold = false;
 };
 
-// One line of the final table.
+// One line of the final table: a measured thing over its reference, by wall and by CPU time
+// (NaN where CPU time means nothing, e.g. memory).
 struct Ratio {
   std::string what, target;
-  double value;
+  double wall, cpu;
 };
+
+Ratio ratioOf(const std::string& what, const std::string& target, const Samples& measured, const Samples& reference) {
+  return {what, target, measured.wallMedian() / reference.wallMedian(), measured.cpuMedian() / reference.cpuMedian()};
+}
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
@@ -46,10 +55,18 @@ std::unique_ptr<Model> loadModel(const std::string& dir) {
   return Model::load(dir, o);
 }
 
-double timeForward(Model& model, const std::vector<TokenId>& ids, KvCache& cache, ForwardOptions o = {}) {
+// Page faults of this process so far: minor (page already in memory) and major (read from disk).
+std::pair<int64_t, int64_t> pageFaults() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return {u.ru_minflt, u.ru_majflt};
+}
+
+void timeForward(Model& model, const std::vector<TokenId>& ids, KvCache& cache, const ForwardOptions& o,
+                 Samples& out) {
   Stopwatch sw;
   model.forward(ids, cache, o);
-  return sw.seconds();
+  out.add(sw);
 }
 
 // ---- open ------------------------------------------------------------------------------------
@@ -58,65 +75,88 @@ void benchOpen(const std::string& dir, const std::string& label, const BenchOpti
   const std::string file = dir + "/model.safetensors";
   const double fileMiB = static_cast<double>(std::filesystem::file_size(file)) / kMiB;
   const std::vector<TokenId> one{1};
+  const bool f32 = label == "F32";
   fmt::print("\n== open {} ({:.1f} MiB) ==\n", label, fileMiB);
 
   // Warm page cache for both: read() copies from the cache, the mapping faults cached pages in.
-  readWholeFile(file);
-  std::vector<double> readT, loadT, firstT, againT;
+  // The open cost is load plus what the first forward pays over a later one (page faults).
+  std::vector<char> reused;
+  readWholeFile(file, &reused);
+  Samples read, copy, load, first, again, open;
   ResidentMemory before, afterLoad, afterUse;
   for (int r = 0; r < opt.openReps; ++r) {
     Stopwatch rs;
     readWholeFile(file);
-    readT.push_back(rs.seconds());
+    read.add(rs);
+    Stopwatch cs;
+    readWholeFile(file, &reused);
+    copy.add(cs);
+    ::malloc_trim(0);  // memory freed by earlier repetitions must not hide this load's growth
     const auto m0 = residentMemory();
+    const auto f0 = pageFaults();
     Stopwatch ls;
     auto model = loadModel(dir);
-    loadT.push_back(ls.seconds());
+    load.add(ls);
     const auto m1 = residentMemory();
+    const auto f1 = pageFaults();
     auto cache = model->newCache(1);
-    firstT.push_back(timeForward(*model, one, cache));  // faults in every page the forward reads
+    timeForward(*model, one, cache, {}, first);
     const auto m2 = residentMemory();
+    const auto f2 = pageFaults();
     auto cache2 = model->newCache(1);
-    againT.push_back(timeForward(*model, one, cache2));
-    if (r == 0) before = m0, afterLoad = m1, afterUse = m2;
+    timeForward(*model, one, cache2, {}, again);
+    open.add(load.wall.back() + first.wall.back() - again.wall.back(),
+             load.cpu.back() + first.cpu.back() - again.cpu.back());
+    // Memory from the second repetition on: the first also pages in LibTorch's and BLAS's code.
+    if (r != std::min(1, opt.openReps - 1)) continue;
+    before = m0, afterLoad = m1, afterUse = m2;
+    fmt::print("page faults (minor/major): load {}/{}, first forward {}/{}; the file has {} pages of 4 KiB\n",
+               f1.first - f0.first, f1.second - f0.second, f2.first - f1.first, f2.second - f1.second,
+               static_cast<int64_t>(fileMiB * 256));
   }
-  const double read = median(readT), load = median(loadT), firstUse = median(firstT) - median(againT);
-  fmt::print("warm  read() {:8.1f} ms ({:.2f} GiB/s)\n", 1e3 * read, fileMiB / 1024.0 / read);
-  fmt::print("warm  Model::load {:8.1f} ms, first 1-token forward {:.1f} ms vs {:.1f} ms warm: first use +{:.1f} ms\n",
-             1e3 * load, 1e3 * median(firstT), 1e3 * median(againT), 1e3 * firstUse);
-  fmt::print("warm  open cost (load + first use) / read() = {:.2f}\n", (load + firstUse) / read);
-  fmt::print("RSS growth after load: anon {:+.1f} MiB, file-backed {:+.1f} MiB\n",
-             static_cast<double>(afterLoad.anon - before.anon) / kMiB,
-             static_cast<double>(afterLoad.file - before.file) / kMiB);
-  fmt::print("RSS growth after load + first forward: anon {:+.1f} MiB, file-backed {:+.1f} MiB, total {:+.1f} MiB "
-             "= {:.2f}x the file\n",
-             static_cast<double>(afterUse.anon - before.anon) / kMiB,
-             static_cast<double>(afterUse.file - before.file) / kMiB,
-             static_cast<double>(afterUse.total - before.total) / kMiB,
-             static_cast<double>(afterUse.total - before.total) / kMiB / fileMiB);
-  table.push_back({"open " + label + " warm: (load + first use) / read()", "<= ~1", (load + firstUse) / read});
-  table.push_back({"open " + label + ": RSS growth / file size", label == "F32" ? "<= ~1" : "~3 (BF16->F32)",
-                   static_cast<double>(afterUse.total - before.total) / kMiB / fileMiB});
+  fmt::print("warm  read() {:.1f} ms into a new buffer ({:.2f} GiB/s), {:.1f} ms into a reused one ({:.2f} GiB/s)\n",
+             1e3 * read.wallMedian(), fileMiB / 1024.0 / read.wallMedian(), 1e3 * copy.wallMedian(),
+             fileMiB / 1024.0 / copy.wallMedian());
+  fmt::print("warm  Model::load {:.1f} ms; first 1-token forward {:.1f} ms vs {:.1f} ms later\n", 1e3 * load.wallMedian(),
+             1e3 * first.wallMedian(), 1e3 * again.wallMedian());
+  fmt::print("warm  open cost (load + first use) {:.1f} ms: / read() = {:.2f} wall, {:.2f} cpu; / reused read() = "
+             "{:.2f} wall\n",
+             1e3 * open.wallMedian(), open.wallMedian() / read.wallMedian(), open.cpuMedian() / read.cpuMedian(),
+             open.wallMedian() / copy.wallMedian());
+  auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / kMiB; };
+  fmt::print("RSS growth after load: anon {:+.1f} MiB, file-backed {:+.1f} MiB\n", mib(afterLoad.anon - before.anon),
+             mib(afterLoad.file - before.file));
+  const double growth = mib(afterUse.total - before.total);
+  fmt::print("RSS growth after load + first forward: anon {:+.1f} MiB, file-backed {:+.1f} MiB, total {:+.1f} MiB = "
+             "{:.2f}x the file\n",
+             mib(afterUse.anon - before.anon), mib(afterUse.file - before.file), growth, growth / fileMiB);
+  table.push_back(ratioOf("open " + label + " warm: (load + first use) / read()", f32 ? "<= ~1" : "(converts to F32)",
+                          open, read));
+  table.push_back(ratioOf("open " + label + " warm: (load + first use) / reused read()",
+                          f32 ? "<= ~1" : "(converts to F32)", open, copy));
+  table.push_back({"open " + label + ": RSS growth / file size", f32 ? "<= ~1" : "~3 (F32 copy + mapping)",
+                   growth / fileMiB, std::nan("")});
   if (opt.skipCold) return;
 
-  std::vector<double> coldRead, coldOpen;
+  Samples coldRead, coldOpen;
   double cached = 0;
   for (int r = 0; r < opt.openReps; ++r) {
     evictFromPageCache(file);
     cached = std::max(cached, cachedFraction(file));
     Stopwatch rs;
     readWholeFile(file);
-    coldRead.push_back(rs.seconds());
+    coldRead.add(rs);
     evictFromPageCache(file);
     Stopwatch os;
     auto model = loadModel(dir);
     auto cache = model->newCache(1);
     model->forward(one, cache);
-    coldOpen.push_back(os.seconds() - median(againT));
+    coldOpen.add(os.seconds() - again.wallMedian(), os.cpuSeconds() - again.cpuMedian());
   }
   fmt::print("cold  (page cache evicted, at most {:.1f}% of pages left) read() {:.1f} ms, load + first use {:.1f} ms\n",
-             100 * cached, 1e3 * median(coldRead), 1e3 * median(coldOpen));
-  table.push_back({"open " + label + " cold: (load + first use) / read()", "<= ~1", median(coldOpen) / median(coldRead)});
+             100 * cached, 1e3 * coldRead.wallMedian(), 1e3 * coldOpen.wallMedian());
+  table.push_back(ratioOf("open " + label + " cold: (load + first use) / read()", f32 ? "<= ~1" : "(converts to F32)",
+                          coldOpen, coldRead));
 }
 
 // ---- forward ---------------------------------------------------------------------------------
@@ -168,7 +208,7 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
   for (const int64_t n : opt.tokens) {
     const auto ids = randomIds(n);
     const std::vector<int64_t> ids64(ids.begin(), ids.end());
-    std::vector<double> oursT, directT, statsT;
+    Samples ours, floor, stats;
     for (int r = 0; r < opt.reps; ++r) {
       // Alternate who goes first so that drift (other load on the machine) hits both sides alike.
       auto cache = model->newCache(n + opt.decodeSteps);
@@ -176,10 +216,10 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
       auto runDirect = [&] {
         Stopwatch sw;
         direct.forward(ids64, dcache);
-        directT.push_back(sw.seconds());
+        floor.add(sw);
       };
       if (r % 2) runDirect();
-      oursT.push_back(timeForward(*model, ids, cache));
+      timeForward(*model, ids, cache, {}, ours);
       if (r % 2 == 0) runDirect();
       ForwardHooks hooks;
       hooks.stats = everyStatistic(n);
@@ -188,58 +228,83 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
       instrumented.hooks = &hooks;
       instrumented.record = &record;
       auto scache = model->newCache(n);
-      statsT.push_back(timeForward(*model, ids, scache, instrumented));
+      timeForward(*model, ids, scache, instrumented, stats);
       if (n == decodeContext && r == opt.reps - 1) decodeCache = std::move(cache), decodeDirect = std::move(dcache);
     }
-    const double ours = median(oursT), floor = median(directT), stats = median(statsT);
-    fmt::print("N={:5d}: ours {:8.1f} tok/s ({:.3f} s), direct {:8.1f} tok/s ({:.3f} s): ours/direct = {:.3f}\n", n,
-               static_cast<double>(n) / ours, ours, static_cast<double>(n) / floor, floor, ours / floor);
-    fmt::print("         instrumented (all statistics, all layers) {:8.1f} tok/s: instrumented/plain = {:.3f}\n",
-               static_cast<double>(n) / stats, stats / ours);
-    table.push_back({fmt::format("forward N={}: ours / direct", n), "<= 1.5", ours / floor});
-    table.push_back({fmt::format("forward N={}: instrumented / plain", n), "(report)", stats / ours});
+    const double tokens = static_cast<double>(n);
+    fmt::print("N={:5d}: ours {:8.1f} tok/s, direct {:8.1f} tok/s (wall): ours/direct = {:.3f} wall, {:.3f} cpu\n", n,
+               tokens / ours.wallMedian(), tokens / floor.wallMedian(), ours.wallMedian() / floor.wallMedian(),
+               ours.cpuMedian() / floor.cpuMedian());
+    fmt::print("         instrumented (all statistics, all layers) {:8.1f} tok/s: instrumented/plain = {:.3f} wall, "
+               "{:.3f} cpu\n",
+               tokens / stats.wallMedian(), stats.wallMedian() / ours.wallMedian(), stats.cpuMedian() / ours.cpuMedian());
+    table.push_back(ratioOf(fmt::format("forward N={}: ours / direct", n), "<= 1.5", ours, floor));
+    table.push_back(ratioOf(fmt::format("forward N={}: instrumented / plain", n), "(report)", stats, ours));
   }
 
-  std::vector<double> oursT, directT;
+  Samples ours, floor;
   ForwardOptions lastOnly;
   lastOnly.allLogits = false;
   for (int s = 0; s < opt.decodeSteps; ++s) {
     const TokenId id = token(rng);
-    oursT.push_back(timeForward(*model, {id}, decodeCache, lastOnly));
+    timeForward(*model, {id}, decodeCache, lastOnly, ours);
     Stopwatch sw;
     direct.forward({id}, decodeDirect);
-    directT.push_back(sw.seconds());
+    floor.add(sw);
   }
-  const double ours = median(oursT), floor = median(directT);
-  fmt::print("decode at {} context: ours {:.1f} tok/s, direct {:.1f} tok/s: ours/direct = {:.3f}\n", decodeContext,
-             1.0 / ours, 1.0 / floor, ours / floor);
-  table.push_back({fmt::format("decode at {} context: ours / direct (time per token)", decodeContext), "<= 1.5",
-                   ours / floor});
+  fmt::print("decode at {} context: ours {:.1f} tok/s, direct {:.1f} tok/s (wall): ours/direct = {:.3f} wall, {:.3f} "
+             "cpu\n",
+             decodeContext, 1.0 / ours.wallMedian(), 1.0 / floor.wallMedian(), ours.wallMedian() / floor.wallMedian(),
+             ours.cpuMedian() / floor.cpuMedian());
+  table.push_back(ratioOf(fmt::format("decode at {} context: ours / direct", decodeContext), "<= 1.5", ours, floor));
+}
+
+// Writes the F32 and BF16 model directories in a child process, so that the memory the random
+// weights took is never part of this process's heap when the open measurements read its RSS.
+void writeModelsInChild(const std::string& root, const BenchShape& s) {
+  const pid_t child = ::fork();
+  check(child >= 0, ErrorKind::Io, "fork failed", root);
+  if (child == 0) {
+    int code = 0;
+    try {
+      const auto weights = randomLlamaWeights(s, 1234);
+      writeModelDir(root + "/f32", s, weights, DType::F32);
+      writeModelDir(root + "/bf16", s, weights, DType::BF16);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error writing the benchmark model: %s\n", e.what());
+      code = 1;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, ErrorKind::Io, "writing the benchmark model failed", root);
 }
 
 int run(const BenchOptions& opt) {
-  at::set_num_threads(opt.threads);
   const auto& s = opt.shape;
   const std::string root = opt.dir.empty() ? (std::filesystem::temp_directory_path() /
                                               ("headscope-bench-" + std::to_string(::getpid())))
                                                  .string()
                                            : opt.dir;
-  fmt::print("model: llama hidden {} layers {} heads {}/{} kv mlp {} vocab {}; LibTorch threads {}\n", s.hidden, s.layers,
-             s.heads, s.kvHeads, s.mlp, s.vocab, at::get_num_threads());
   {
     Stopwatch sw;
-    const auto weights = randomLlamaWeights(s, 1234);
-    writeModelDir(root + "/f32", s, weights, DType::F32);
-    writeModelDir(root + "/bf16", s, weights, DType::BF16);
+    writeModelsInChild(root, s);  // before this process touches LibTorch: fork and threads do not mix
     fmt::print("wrote {} in {:.1f} s\n", root, sw.seconds());
   }
+  at::set_num_threads(opt.threads);
+  fmt::print("model: llama hidden {} layers {} heads {}/{} kv mlp {} vocab {}; LibTorch threads {}\n", s.hidden, s.layers,
+             s.heads, s.kvHeads, s.mlp, s.vocab, at::get_num_threads());
   std::vector<Ratio> table;
   benchOpen(root + "/f32", "F32", opt, table);
   benchOpen(root + "/bf16", "BF16", opt, table);
   benchForward(root + "/f32", opt, table);
 
-  fmt::print("\n{:<62} {:>8}  {}\n", "ratio", "value", "target");
-  for (const auto& r : table) fmt::print("{:<62} {:>8.3f}  {}\n", r.what, r.value, r.target);
+  fmt::print("\n{:<58} {:>7} {:>7}  {}\n", "ratio (medians)", "wall", "cpu", "target");
+  for (const auto& r : table)
+    fmt::print("{:<58} {:>7.3f} {:>7}  {}\n", r.what, r.wall, std::isnan(r.cpu) ? "-" : fmt::format("{:.3f}", r.cpu),
+               r.target);
   if (!opt.keep) std::filesystem::remove_all(root);
   return 0;
 }
@@ -250,7 +315,8 @@ int run(const BenchOptions& opt) {
 int main(int argc, char** argv) {
   hs::bench::BenchOptions opt;
   CLI::App app{"HeadScope CPU benchmark: model open and forward vs their floors, as ratios"};
-  app.add_option("--tokens", opt.tokens, "prompt lengths of the forward comparison (the largest is the decode context)");
+  app.add_option("--tokens", opt.tokens, "prompt lengths of the forward comparison (the largest is the decode context)")
+      ->delimiter(',');
   app.add_option("--reps", opt.reps, "repetitions per forward measurement (median)")->check(CLI::PositiveNumber);
   app.add_option("--open-reps", opt.openReps, "repetitions per open measurement (median)")->check(CLI::PositiveNumber);
   app.add_option("--decode-steps", opt.decodeSteps, "decode steps after the longest prompt")->check(CLI::PositiveNumber);

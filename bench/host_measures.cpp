@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,12 @@ struct OpenFile {
 };
 
 }  // namespace
+
+double processCpuSeconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 double median(std::vector<double> v) {
   check(!v.empty(), ErrorKind::Internal, "median of no values");
@@ -78,13 +85,21 @@ double cachedFraction(const std::string& path) {
   return static_cast<double>(in) / static_cast<double>(pages);
 }
 
-uint64_t readWholeFile(const std::string& path) {
+uint64_t readWholeFile(const std::string& path, std::vector<char>* reused) {
   OpenFile f(path);
   const int64_t size = f.size(path);
-  std::unique_ptr<char[]> buffer(new char[static_cast<size_t>(size)]);
+  std::unique_ptr<char[]> fresh;
+  char* buffer = nullptr;
+  if (reused) {
+    reused->resize(static_cast<size_t>(size));
+    buffer = reused->data();
+  } else {
+    fresh.reset(new char[static_cast<size_t>(size)]);
+    buffer = fresh.get();
+  }
   int64_t done = 0;
   while (done < size) {
-    const ssize_t got = ::read(f.fd, buffer.get() + done, static_cast<size_t>(size - done));
+    const ssize_t got = ::read(f.fd, buffer + done, static_cast<size_t>(size - done));
     if (got < 0 && errno == EINTR) continue;
     check(got > 0, ErrorKind::Io,
           "read stopped at byte " + std::to_string(done) + " of " + std::to_string(size) + ": " +

@@ -8,20 +8,36 @@
 
 namespace hs::bench {
 
-// Seconds since construction (steady clock).
+// CPU seconds used by every thread of this process so far.
+double processCpuSeconds();
+
+// Wall and process CPU seconds since construction. CPU time is the steadier figure on a shared
+// machine: time slices lost to other processes do not count, only work done (with OpenMP threads
+// that sleep rather than spin, OMP_WAIT_POLICY=passive).
 class Stopwatch {
  public:
-  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  Stopwatch() : start_(std::chrono::steady_clock::now()), cpuStart_(processCpuSeconds()) {}
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
+  double cpuSeconds() const { return processCpuSeconds() - cpuStart_; }
 
  private:
   std::chrono::steady_clock::time_point start_;
+  double cpuStart_;
 };
 
 // Median of a non-empty list (the mean of the middle two for an even count).
 double median(std::vector<double> values);
+
+// Repeated measurements of one thing: wall and CPU seconds of each repetition.
+struct Samples {
+  std::vector<double> wall, cpu;
+  void add(const Stopwatch& sw) { add(sw.seconds(), sw.cpuSeconds()); }
+  void add(double wallSeconds, double cpuSeconds) { wall.push_back(wallSeconds), cpu.push_back(cpuSeconds); }
+  double wallMedian() const { return median(wall); }
+  double cpuMedian() const { return median(cpu); }
+};
 
 // Resident memory of this process from /proc/self/status, in bytes: anonymous pages (heap,
 // converted weights) apart from file-backed ones (mapped checkpoints).
@@ -36,8 +52,9 @@ void evictFromPageCache(const std::string& path);
 // Fraction of the file's pages in the page cache (mincore), to show eviction worked.
 double cachedFraction(const std::string& path);
 
-// Reads the whole file with read() into a freshly allocated buffer, as a plain loader would; returns
-// a checksum of one byte per page so the compiler cannot drop the copy.
-uint64_t readWholeFile(const std::string& path);
+// Reads the whole file with read() into a freshly allocated buffer, as a plain loader would, or into
+// `reused` (already faulted in by an earlier call: the bare copy out of the page cache). Returns a
+// checksum of one byte per page so the compiler cannot drop the copy.
+uint64_t readWholeFile(const std::string& path, std::vector<char>* reused = nullptr);
 
 }  // namespace hs::bench
