@@ -22,6 +22,7 @@ struct Shape {
   int64_t slidingWindow = 0;
 };
 
+// One line naming the geometry, for INFO.
 inline std::string describe(const Shape& s) {
   std::ostringstream o;
   o << "H=" << s.heads << " KVH=" << s.kvHeads << " Nq=" << s.nq << " Nk=" << s.nk
@@ -56,6 +57,7 @@ inline const std::vector<Shape> kShapes = {
     {2, 1, 5, 19, 9, 8},        // queries in the middle of the keys: later keys stay invisible
 };
 
+// Number of size-b blocks that cover a positions.
 inline int64_t ceilDiv(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
