@@ -50,7 +50,7 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
         "BPE model needs a 'vocab' object of token -> id", file, "model.vocab");
   int64_t maxId = -1;
   for (const auto& [token, idJson] : vocabIt->items()) {
-    if (!(idJson.is_number_integer()))
+    if (!idJson.is_number_integer())
       throw Error(ErrorKind::Corrupt,
                   fmt::format("id of '{}' must be an integer, found {}", token, shortJson(idJson)), file,
                   "model.vocab");
@@ -62,7 +62,7 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
     vocab_.emplace(token, static_cast<TokenId>(id));
   }
   const int64_t vocabCount = static_cast<int64_t>(vocab_.size());
-  if (!(maxId < vocabCount + kMaxIdSlack))
+  if (maxId >= vocabCount + kMaxIdSlack)
     throw Error(
         ErrorKind::Corrupt,
         fmt::format("largest id {} leaves most ids unused: the vocab has {} entries", maxId, vocabCount),
@@ -79,7 +79,7 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
   const std::string unk = optionalString(spec, "unk_token", "", file, "model.unk_token");
   if (!unk.empty()) {
     unkId_ = idOf(unk);
-    if (!(unkId_.has_value()))
+    if (!unkId_.has_value())
       throw Error(ErrorKind::Corrupt, fmt::format("unk_token '{}' is not in the vocab", unk), file,
                   "model.unk_token");
   }
@@ -141,10 +141,10 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
       right = m[1].get<std::string>();
     }
     const auto a = idOf(left), b = idOf(right);
-    if (!(a.has_value()))
+    if (!a.has_value())
       throw Error(ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", left), file,
                   field);
-    if (!(b.has_value()))
+    if (!b.has_value())
       throw Error(ErrorKind::Corrupt, fmt::format("merge names '{}', which is not in the vocab", right), file,
                   field);
     std::string rightPart = right;
@@ -152,7 +152,7 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& file) {
       rightPart = right.substr(continuingPrefix_.size());
     }
     const auto merged = idOf(left + rightPart);
-    if (!(merged.has_value()))
+    if (!merged.has_value())
       throw Error(ErrorKind::Corrupt,
                   fmt::format("merged token '{}' of merge ('{}', '{}') is not in the vocab", left + rightPart,
                               left, right),

@@ -69,7 +69,7 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& root, const std::string& file,
   const std::string type = modelType(root);
   check(root.contains("model") && root["model"].is_object(), ErrorKind::Corrupt, "missing the 'model' object",
         file, "model");
-  if (!(type == "BPE"))
+  if (type != "BPE")
     throw Error(ErrorKind::Unsupported,
                 fmt::format("model type '{}' is not supported (supported: BPE)",
                             root["model"].value("type", std::string("<none>"))),
@@ -78,7 +78,7 @@ BpeTokenizer::BpeTokenizer(const nlohmann::json& root, const std::string& file,
   normalizer_ = parseNormalizer(root.value("normalizer", nlohmann::json()), file);
   PreTokenizerTraits traits;
   preTokenizer_ = parsePreTokenizer(root.value("pre_tokenizer", nlohmann::json()), file, traits);
-  if (!(traits.byteLevel))
+  if (!traits.byteLevel)
     throw Error(ErrorKind::Unsupported,
                 fmt::format("tokenizer.json holds a {}, not byte-level BPE", notByteLevelBpe(root)), file,
                 "pre_tokenizer");
@@ -107,7 +107,7 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
                   file, field);
     }
     if (const auto it = byContent.find(t.content); it != byContent.end()) {
-      if (!(added_[it->second].id == t.id))
+      if (added_[it->second].id != t.id)
         throw Error(ErrorKind::Corrupt,
                     fmt::format("added token '{}' has id {} here but id {} in tokenizer.json", t.content,
                                 t.id, added_[it->second].id),
@@ -155,7 +155,7 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   for (const auto& named : config.namedTokens) {
     if (byContent.count(named.content)) continue;
     const auto id = model_->idOf(named.content);
-    if (!(id.has_value()))
+    if (!id.has_value())
       throw Error(ErrorKind::Corrupt,
                   fmt::format("{} '{}' is neither in the vocab nor an added token of {}", named.field,
                               named.content, file_),
@@ -179,7 +179,7 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   }
   std::sort(ids.begin(), ids.end());
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (!(ids[i] == static_cast<TokenId>(i)))
+    if (ids[i] != static_cast<TokenId>(i))
       throw Error(
           ErrorKind::Corrupt,
           fmt::format("id {} belongs to no token (ids must run from 0 to {} without holes; next id is {})", i,
@@ -221,7 +221,7 @@ TokenId BpeTokenizer::requireTokenId(const std::string& content, const std::stri
     if (t.content == content) return t.id;
   }
   const auto id = model_->idOf(content);
-  if (!(id.has_value()))
+  if (!id.has_value())
     throw Error(ErrorKind::Corrupt, fmt::format("token '{}' is not in the vocabulary", content), file, field);
   return *id;
 }
@@ -246,7 +246,7 @@ void BpeTokenizer::resolveSpecialTokens(const SpecialTokenConfig& config, const 
   if (!bos_ && !postProcessor_->prefixIds().empty()) bos_ = postProcessor_->prefixIds().front();
   if (eosFromConfig) eos_.push_back(*eosFromConfig);
   for (const auto& [name, id] : config.eosIdsFromModel) {
-    if (!(id < n))
+    if (id >= n)
       throw Error(ErrorKind::Corrupt, fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, n),
                   name, "eos_token_id");
     if (std::find(eos_.begin(), eos_.end(), static_cast<TokenId>(id)) == eos_.end())
@@ -270,12 +270,12 @@ void BpeTokenizer::encodePlain(std::string_view text, std::vector<TokenId>& ids)
 }
 
 std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
-  if (!(text.size() <= kMaxInputBytes))
+  if (text.size() > kMaxInputBytes)
     throw Error(ErrorKind::InvalidArgument,
                 fmt::format("input of {} bytes is too long to tokenize (limit {} bytes)", text.size(),
                             kMaxInputBytes));
   const size_t bad = firstInvalidUtf8(text);
-  if (!(bad == std::string_view::npos))
+  if (bad != std::string_view::npos)
     throw Error(ErrorKind::InvalidArgument,
                 fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
   std::vector<TokenId> ids;

@@ -57,7 +57,7 @@ nlohmann::json readJsonFile(const std::string& path) {
                             kDownloadHint),
                 path);
   }
-  if (!(root.is_object()))
+  if (!root.is_object())
     throw Error(
         ErrorKind::Corrupt,
         fmt::format("expected a JSON object, file starts with \"{}\"; {}", firstBytes(bytes), kDownloadHint),
@@ -68,9 +68,9 @@ nlohmann::json readJsonFile(const std::string& path) {
 std::string requireString(const nlohmann::json& spec, const char* key, const std::string& file,
                           const std::string& field) {
   const auto it = spec.find(key);
-  if (!(it != spec.end()))
+  if (it == spec.end())
     throw Error(ErrorKind::Corrupt, fmt::format("missing required key '{}'", key), file, field);
-  if (!(it->is_string()))
+  if (!it->is_string())
     throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file,
                 field);
   return it->get<std::string>();
@@ -80,7 +80,7 @@ bool optionalBool(const nlohmann::json& spec, const char* key, bool fallback, co
                   const std::string& field) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
-  if (!(it->is_boolean()))
+  if (!it->is_boolean())
     throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be true or false, found {}", key, shortJson(*it)),
                 file, field);
   return it->get<bool>();
@@ -90,14 +90,14 @@ std::string optionalString(const nlohmann::json& spec, const char* key, const st
                            const std::string& file, const std::string& field) {
   const auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
-  if (!(it->is_string()))
+  if (!it->is_string())
     throw Error(ErrorKind::Corrupt, fmt::format("'{}' must be a string, found {}", key, shortJson(*it)), file,
                 field);
   return it->get<std::string>();
 }
 
 std::string componentType(const nlohmann::json& spec, const std::string& file, const std::string& field) {
-  if (!(spec.is_object()))
+  if (!spec.is_object())
     throw Error(ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(spec)), file,
                 field);
   return requireString(spec, "type", file, field);

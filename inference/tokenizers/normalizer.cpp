@@ -22,7 +22,7 @@ class UnicodeForm : public Normalizer {
     const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                 static_cast<utf8proc_ssize_t>(text.size()), &out,
                                 static_cast<utf8proc_option_t>(options_ | UTF8PROC_STABLE));
-    if (!(n >= 0)) throw Error(ErrorKind::Internal, fmt::format("utf8proc failed: {}", utf8proc_errmsg(n)));
+    if (n < 0) throw Error(ErrorKind::Internal, fmt::format("utf8proc failed: {}", utf8proc_errmsg(n)));
     text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
     std::free(out);
   }
@@ -132,7 +132,7 @@ std::unique_ptr<SplitRegex> parsePattern(const nlohmann::json& spec, const std::
         file, field);
   const std::string kind = spec.begin().key();
   const nlohmann::json& value = spec.begin().value();
-  if (!(value.is_string()))
+  if (!value.is_string())
     throw Error(ErrorKind::Corrupt, fmt::format("pattern must be a string, found {}", shortJson(value)), file,
                 field);
   if (!(kind == "String" || kind == "Regex"))

@@ -36,7 +36,7 @@ class AffixProcessor : public PostProcessor {
 
 TokenId checkedId(const nlohmann::json& v, int64_t vocabSize, const std::string& file,
                   const std::string& field) {
-  if (!(v.is_number_integer()))
+  if (!v.is_number_integer())
     throw Error(ErrorKind::Corrupt, fmt::format("expected an integer id, found {}", shortJson(v)), file,
                 field);
   const int64_t id = v.get<int64_t>();
@@ -62,7 +62,7 @@ std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const s
       pieces.push_back({w[0] == '$', w});
     }
   } else {
-    if (!(single->is_array()))
+    if (!single->is_array())
       throw Error(ErrorKind::Corrupt, fmt::format("expected a list, found {}", shortJson(*single)), file,
                   field);
     for (const auto& piece : *single) {

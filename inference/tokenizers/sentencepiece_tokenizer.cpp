@@ -55,7 +55,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& modelFile, con
   }
   if (eos) eos_.push_back(*eos);
   for (const auto& [name, id] : config.eosIdsFromModel) {
-    if (!(id < vocabSize()))
+    if (id >= vocabSize())
       throw Error(ErrorKind::Corrupt,
                   fmt::format("eos_token_id {} is outside the vocabulary [0, {})", id, vocabSize()), name,
                   "eos_token_id");
@@ -105,12 +105,12 @@ TokenId SentencePieceTokenizer::requirePiece(const std::string& piece, const std
 }
 
 std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
-  if (!(text.size() <= static_cast<size_t>(INT32_MAX)))
+  if (text.size() > static_cast<size_t>(INT32_MAX))
     throw Error(
         ErrorKind::InvalidArgument,
         fmt::format("input of {} bytes is too long to tokenize (limit {} bytes)", text.size(), INT32_MAX));
   const size_t bad = firstInvalidUtf8(text);
-  if (!(bad == std::string_view::npos))
+  if (bad != std::string_view::npos)
     throw Error(ErrorKind::InvalidArgument,
                 fmt::format("input text is not valid UTF-8 (byte {} of {})", bad, text.size()));
   std::vector<TokenId> ids;

@@ -86,7 +86,7 @@ SplitRegex::SplitRegex(const std::string& pattern, bool literal, const std::stri
   PCRE2_SIZE offset = 0;
   code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(), options, &error,
                               &offset, nullptr);
-  if (!(code_->code != nullptr))
+  if (code_->code == nullptr)
     throw Error(ErrorKind::Unsupported,
                 fmt::format("regex '{}' is not supported by PCRE2 ({} at offset {})", pattern,
                             pcreMessage(error), offset),
@@ -107,7 +107,7 @@ std::vector<MatchRange> SplitRegex::findAll(std::string_view text) const {
             ? pcre2_jit_match(code_->code, subject, text.size(), start, 0, s.data, s.context)
             : pcre2_match(code_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, s.data, s.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (!(rc >= 0))
+    if (rc < 0)
       throw Error(ErrorKind::Internal,
                   fmt::format("regex '{}' failed while matching: {}", pattern_, pcreMessage(rc)));
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(s.data);

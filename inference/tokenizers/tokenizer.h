@@ -30,13 +30,16 @@ class Tokenizer {
   virtual std::optional<TokenId> bosId() const = 0;
   virtual std::vector<TokenId> eosIds() const = 0;
   virtual bool isSpecial(TokenId id) const = 0;
-  // Human-readable kind, e.g. "byte-level BPE (tokenizer.json, llama3 pre-tokenizer)".
+  // Human-readable kind, e.g. "byte-level BPE (tokenizer.json, llama3 pre-tokenizer)"; a Split
+  // regex outside the families with stored parity tests adds ", parity unverified".
   virtual std::string kind() const = 0;
 };
 
-// Loads the tokenizer of a model directory: tokenizer.json if present, else tokenizer.model
-// (SentencePiece). tokenizer_config.json, when present, supplies add_bos_token/add_eos_token and
-// the special tokens' names. Errors name the file and field.
+// Loads the tokenizer of a model directory: tokenizer.json when it holds a byte-level BPE, else
+// tokenizer.model (SentencePiece, e.g. Llama 2 whose tokenizer.json is Metaspace BPE), else an
+// Unsupported error naming what tokenizer.json holds. tokenizer_config.json, when present,
+// supplies add_bos_token/add_eos_token/legacy and the special tokens; generation_config.json and
+// config.json add eos ids. Everything is validated at load; errors name the file and field.
 std::unique_ptr<Tokenizer> loadTokenizer(const std::string& modelDir);
 // Loads a tokenizer from a file: *.json (tokenizer.json format) or *.model (SentencePiece).
 // Looks for tokenizer_config.json beside it.

@@ -91,7 +91,7 @@ SpecialTokenConfig readSpecialTokenConfig(const std::string& dir) {
         } catch (const std::logic_error&) {
           throw Error(ErrorKind::Corrupt, fmt::format("key '{}' is not a token id", key), path, field);
         }
-        if (!(v.is_object()))
+        if (!v.is_object())
           throw Error(ErrorKind::Corrupt, fmt::format("expected an object, found {}", shortJson(v)), path,
                       field);
         t.content = requireString(v, "content", path, field);
