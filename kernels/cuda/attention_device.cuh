@@ -60,6 +60,22 @@ __device__ __forceinline__ float toFloat(__nv_bfloat16 x) {
   return __bfloat162float(x);
 }
 
+// A 16-bit float from its bits.
+template <typename T>
+__device__ __forceinline__ float fromBits(unsigned short bits);
+template <>
+__device__ __forceinline__ float fromBits<__half>(unsigned short bits) {
+  __half_raw r;
+  r.x = bits;
+  return __half2float(__half(r));
+}
+template <>
+__device__ __forceinline__ float fromBits<__nv_bfloat16>(unsigned short bits) {
+  __nv_bfloat16_raw r;
+  r.x = bits;
+  return __bfloat162float(__nv_bfloat16(r));
+}
+
 // Loads up to 8 consecutive elements (n valid, the rest 0) as floats; 16-byte loads when vec.
 template <typename T>
 __device__ __forceinline__ void load8(const T* src, int n, bool vec, float out[8]) {
@@ -68,11 +84,12 @@ __device__ __forceinline__ void load8(const T* src, int n, bool vec, float out[8
       const float4 a = reinterpret_cast<const float4*>(src)[0], b = reinterpret_cast<const float4*>(src)[1];
       out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z,
       out[7] = b.w;
-    } else {
+    } else {  // 8 x 16-bit: unpack from the words, little-endian (no type-punned pointer)
       const uint4 raw = *reinterpret_cast<const uint4*>(src);
-      const T* e = reinterpret_cast<const T*>(&raw);
+      const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-      for (int i = 0; i < 8; ++i) out[i] = toFloat(e[i]);
+      for (int i = 0; i < 8; ++i)
+        out[i] = fromBits<T>(static_cast<unsigned short>(words[i / 2] >> (16 * (i % 2))));
     }
     return;
   }

@@ -114,6 +114,13 @@ __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const Attenti
       m[i] = mNew;
 #pragma unroll
       for (int c = 0; c < kChunks * 4; ++c) o[i][c] *= alpha;
+      if (attRow) {  // ACT: the output keeps only the off-key part; the fixup adds the rest
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int64_t key = k0 + tx * 4 + j;
+          if (key < k1 && attRow[key]) s[i][j] = 0.0f;
+        }
+      }
       *reinterpret_cast<float4*>(pS + (ty * 4 + i) * kLdT + tx * 4) =
           make_float4(s[i][0], s[i][1], s[i][2], s[i][3]);
     }

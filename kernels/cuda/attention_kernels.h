@@ -81,8 +81,9 @@ struct StatsParams {
 // hs::Error(Device) naming the kernel on failure.
 void launchAttentionForward(const AttentionParams& p, cudaStream_t stream);
 
-// ACT: turns the plain output (p.out, float) of the forward into the attenuated one, using the
-// forward's actOn/actOff. keyStart [H+1] / keys: each head's attenuated keys (deduplicated, in range).
+// ACT: completes the output of attenuated heads (p.out, float; the forward wrote only the part from
+// non-attenuated keys) with the attenuated keys' share, using the forward's actOn/actOff. keyStart [H+1] /
+// keys: each head's attenuated keys (deduplicated, in range).
 void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, const int64_t* keys,
                             cudaStream_t stream);
 

@@ -46,8 +46,8 @@ __device__ __forceinline__ float logit2(const AttentionParams& p, int h, int kvh
   return p.bias ? fmaf(p.bias[static_cast<int64_t>(h) * p.nk + key], kLog2e, acc) : acc;
 }
 
-// One warp per (row, head) of an attenuated head: out = gain * out + (beta - gain) * sum_K p_j v_j,
-// the redistributed row written through the plain output (p.out is float here).
+// One warp per (row, head) of an attenuated head. The forward left out = sum over the other keys of
+// p_j v_j (so no cancellation when almost all mass is on K); here out = gain * out + keep * sum_K p_j v_j.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     attenuationFixupKernel(const AttentionParams p, const int64_t* keyStart, const int64_t* keys) {
@@ -55,7 +55,6 @@ __global__ void __launch_bounds__(kThreads)
   const int h = blockIdx.y, lane = threadIdx.x % 32;
   if (row >= p.nq || p.beta[h] < 0.0f) return;
   const RowAct act = rowAct(p, h, row);
-  if (act.keep == 1.0f && act.gain == 1.0f) return;  // row unchanged by ACT
   const int kvh = h / (p.heads / p.kvHeads);
   const HeadMaskDev hm = p.masks ? p.masks[h] : HeadMaskDev{};
   const int64_t idx = static_cast<int64_t>(h) * p.nq + row;
@@ -75,7 +74,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int t = 0; t < kDimPerLane; ++t) {
     const int d = lane + 32 * t;
-    if (d < p.dim) out[d] = act.gain * out[d] + (act.keep - act.gain) * pv[t];
+    if (d < p.dim) out[d] = act.gain * out[d] + act.keep * pv[t];
   }
 }
 
