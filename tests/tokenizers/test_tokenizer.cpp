@@ -229,3 +229,68 @@ TEST_CASE("bad encode/decode arguments are InvalidArgument", "[tokenizer]") {
   }
   munmap(pages, huge);
 }
+
+namespace {
+
+// Every JSON value of `j` by pointer, for the structural mutations below.
+void collectPointers(const json& j, const json::json_pointer& at, std::vector<json::json_pointer>& out) {
+  out.push_back(at);
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) collectPointers(value, at / key, out);
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) collectPointers(j[i], at / i, out);
+  }
+}
+
+// Loads `bytes` as tokenizer.json and returns whether it loaded; anything but success or hs::Error
+// (another exception type) fails the test.
+bool loadExpectingOnlyHsErrors(const std::string& bytes, const std::string& label) {
+  hs::test::TempDir dir;
+  dir.write("tokenizer.json", bytes);
+  try {
+    const auto tok = hs::loadTokenizer(dir.str());
+    tok->encode("Hello <|bos|> world 123 \xF0\x9F\x98\x80");
+    tok->decode(tok->encode("the end"), true);
+    return true;
+  } catch (const hs::Error&) {
+    return false;
+  } catch (const std::exception& e) {
+    FAIL(label << ": escaped as " << e.what());
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("mutated tokenizer.json files fail only with hs::Error", "[tokenizer]") {
+  const json base = hs::test::tinyTokenizerJson();
+  std::vector<json::json_pointer> pointers;
+  collectPointers(base, json::json_pointer(), pointers);
+  const std::vector<json> replacements = {
+      nullptr, 0, -1, 4294967296.0, "x", json::array(), json::object(), true, 1e300, std::string(3000, '<')};
+  std::mt19937 rng(1234);
+  int loaded = 0, refused = 0;
+  for (int i = 0; i < 400; ++i) {
+    json mutated = base;
+    const auto& at = pointers[rng() % pointers.size()];
+    const auto& with = replacements[rng() % replacements.size()];
+    if (at.empty()) continue;
+    mutated[at] = with;
+    (loadExpectingOnlyHsErrors(mutated.dump(), at.to_string() + " = " + with.dump().substr(0, 20))
+         ? loaded
+         : refused)++;
+  }
+  const std::string text = base.dump();
+  for (int i = 0; i < 200; ++i) {
+    std::string bytes = text;
+    if (i % 2 == 0) {
+      bytes.resize(rng() % bytes.size());  // truncated download
+    } else {
+      bytes[rng() % bytes.size()] = static_cast<char>(rng() % 256);  // one corrupted byte
+    }
+    (loadExpectingOnlyHsErrors(bytes, "byte mutation " + std::to_string(i)) ? loaded : refused)++;
+  }
+  // Both outcomes occur: harmless edits (e.g. a changed vocab string) load, the rest are refused.
+  CHECK(loaded > 20);
+  CHECK(refused > 200);
+}
