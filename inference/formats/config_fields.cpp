@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
-
 #include "kernels/core/error.h"
 
 namespace hs {
@@ -32,14 +30,11 @@ void ConfigFields::wrongType(const std::string& key, const char* expected, const
 }
 
 int64_t ConfigFields::toInteger(const std::string& key, const json& v) const {
-  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+  // Floats are refused even when integral (32.0): transformers 5's strict config classes refuse them.
   if (v.is_number_unsigned()) {
     if (v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return static_cast<int64_t>(v.get<uint64_t>());
-  } else if (v.is_number_float()) {
-    const double d = v.get<double>();
-    // 2^63 is exactly representable; anything at or above it does not fit int64.
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2233720368547758e18)
-      return static_cast<int64_t>(d);
+  } else if (v.is_number_integer()) {
+    return v.get<int64_t>();
   }
   wrongType(key, "an integer", v);
 }

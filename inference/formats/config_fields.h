@@ -21,7 +21,7 @@ class ConfigFields {
   // "prefix.key", or "key" at top level: the field name errors report.
   std::string field(const std::string& key) const;
 
-  // Integers: JSON integers, or floats with an integral value (32.0); "32" and 32.5 are rejected.
+  // Integers: JSON integers only; "32", 32.5 and 32.0 are rejected (as transformers 5 does).
   std::optional<int64_t> integer(const std::string& key) const;
   // Like integer(), but an absent key (not a null one) gives `ifAbsent`.
   std::optional<int64_t> integerOr(const std::string& key, std::optional<int64_t> ifAbsent) const;

@@ -66,27 +66,18 @@ double positiveNumber(const ConfigFields& f, const std::string& key, double v) {
 
 // The rope dict is legacy "rope_scaling" (wins when non-null, as in transformers 5's
 // convert_rope_params_to_dict) or transformers 5's "rope_parameters"; theta may sit at top level.
-RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& layerTypes) {
+RopeConfig parseRope(const ConfigFields& top) {
   RopeConfig rope;
-  std::optional<ConfigFields> dict;
-  if (auto d = top.object("rope_scaling")) {
-    dict = d;
-  } else if (auto p = top.object("rope_parameters")) {
-    dict = p;
-    // transformers 5 may nest one dict per layer type; we run one RoPE for all layers.
-    bool perLayerType = !p->raw().empty() && !layerTypes.empty();
-    for (const auto& [k, v] : p->raw().items())
-      perLayerType = perLayerType && std::find(layerTypes.begin(), layerTypes.end(), k) != layerTypes.end();
-    if (perLayerType) {
-      const json& first = p->raw().begin().value();
-      for (const auto& [k, v] : p->raw().items())
-        if (v != first)
-          throw Error(ErrorKind::Unsupported, "a different RoPE per layer type is not supported", top.path(),
-                      "rope_parameters." + k);
-      dict = p->object(p->raw().begin().key());
-      if (!dict) dict = ConfigFields(json::object(), top.path(), "rope_parameters");
-    }
-  }
+  std::optional<ConfigFields> dict = top.object("rope_scaling");
+  if (!dict) dict = top.object("rope_parameters");
+  // One dict per layer type ({"full_attention": {...}, ...}) is a transformers 5 form that the
+  // supported families do not use (5.17 itself fails on it); reading it as one flat dict would
+  // silently fall back to plain RoPE.
+  if (dict)
+    for (const auto& [k, v] : dict->raw().items())
+      if (v.is_object())
+        throw Error(ErrorKind::Unsupported, "nested per-layer-type RoPE parameters are not supported",
+                    top.path(), dict->field(k));
   rope.theta = top.number("rope_theta").value_or(rope.theta);
   rope.partialRotaryFactor = top.number("partial_rotary_factor").value_or(1.0);
   std::string type = "default";
@@ -103,9 +94,9 @@ RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& la
   const std::string field = dict->prefix();
   if (type == "linear" || type == "dynamic") {
     rope.type = type == "linear" ? RopeType::Linear : RopeType::Dynamic;
+    // Dynamic NTK scales against max_position_embeddings: transformers 5.17's
+    // _compute_dynamic_ntk_parameters ignores original_max_position_embeddings (and warns about it).
     rope.factor = positiveNumber(top, field + ".factor", dict->requiredNumber("factor"));
-    if (type == "dynamic")
-      rope.originalMaxPositions = dict->integer("original_max_position_embeddings").value_or(0);
   } else if (type == "llama3") {
     rope.type = RopeType::Llama3;
     rope.factor = positiveNumber(top, field + ".factor", dict->requiredNumber("factor"));
@@ -133,24 +124,26 @@ RopeConfig parseRope(const ConfigFields& top, const std::vector<std::string>& la
   return rope;
 }
 
-// qwen2/qwen3: the window applies only with use_sliding_window, to the layers layer_types marks
-// (transformers 5) or else to layers at index >= max_window_layers.
-std::vector<int64_t> qwenWindows(const ConfigFields& f, int64_t layers,
-                                 const std::vector<std::string>& layerTypes) {
+// Per-layer windows as transformers 5.17 builds them. layer_types, when present, marks the sliding
+// layers (mistral configs with layer_types load as Ministral, which honours it); otherwise mistral
+// slides on every layer and qwen2/qwen3 from layer max_window_layers on. qwen2/qwen3 use the window
+// only with use_sliding_window (their config sets sliding_window to None otherwise).
+std::vector<int64_t> slidingWindows(const ConfigFields& f, const std::string& type, int64_t layers,
+                                    const std::vector<std::string>& layerTypes) {
   std::vector<int64_t> windows(static_cast<std::size_t>(layers), 0);
-  const bool use = f.boolean("use_sliding_window").value_or(false);
+  if (type == "llama") return windows;
+  const bool qwen = type != "mistral";
+  const bool use = !qwen || f.boolean("use_sliding_window").value_or(false);
   const int64_t window = use ? f.integerOr("sliding_window", 4096).value_or(0) : 0;
   if (window < 0 || window > kMaxPositions)
     throw Error(ErrorKind::Corrupt, fmt::format("out of range: {}", window), f.path(), "sliding_window");
-  if (!layerTypes.empty()) {
-    for (int64_t i = 0; i < layers; ++i)
-      if (layerTypes[static_cast<std::size_t>(i)] == "sliding_attention")
-        windows[static_cast<std::size_t>(i)] = window;
-    return windows;
+  int64_t firstWindowed = 0;
+  if (qwen && layerTypes.empty())
+    firstWindowed = std::max<int64_t>(f.integer("max_window_layers").value_or(28), 0);
+  for (int64_t i = firstWindowed; i < layers; ++i) {
+    const auto l = static_cast<std::size_t>(i);
+    if (layerTypes.empty() || layerTypes[l] == "sliding_attention") windows[l] = window;
   }
-  const int64_t firstWindowed = f.integer("max_window_layers").value_or(28);
-  for (int64_t i = std::max<int64_t>(firstWindowed, 0); i < layers; ++i)
-    windows[static_cast<std::size_t>(i)] = window;
   return windows;
 }
 
@@ -227,11 +220,10 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
   if (type == "qwen2") c.qkvBias = true;
   if (type == "qwen3") c.qkNorm = true;
 
-  const bool qwen = type == "qwen2" || type == "qwen3";
-  // Mistral ignores layer_types in transformers (its attention reads config.sliding_window).
+  // Llama has no sliding attention, so transformers ignores layer_types there.
   const std::vector<std::string> layerTypes =
-      qwen ? readLayerTypes(f, c.numLayers) : std::vector<std::string>{};
-  c.rope = parseRope(f, layerTypes);
+      type == "llama" ? std::vector<std::string>{} : readLayerTypes(f, c.numLayers);
+  c.rope = parseRope(f);
   const auto rotary = static_cast<int64_t>(static_cast<double>(c.headDim) * c.rope.partialRotaryFactor);
   if (rotary <= 0 || rotary % 2 != 0)
     throw Error(
@@ -240,16 +232,7 @@ ModelConfig parseModelConfig(const std::string& jsonText, const std::string& pat
                     "number",
                     c.headDim, c.rope.partialRotaryFactor, rotary),
         path, "partial_rotary_factor");
-  if (qwen) {
-    c.slidingWindow = qwenWindows(f, c.numLayers, layerTypes);
-  } else if (type == "mistral") {
-    const int64_t window = f.integerOr("sliding_window", 4096).value_or(0);
-    if (window < 0 || window > kMaxPositions)
-      throw Error(ErrorKind::Corrupt, fmt::format("out of range: {}", window), path, "sliding_window");
-    c.slidingWindow.assign(static_cast<std::size_t>(c.numLayers), window);
-  } else {
-    c.slidingWindow.assign(static_cast<std::size_t>(c.numLayers), 0);
-  }
+  c.slidingWindow = slidingWindows(f, type, c.numLayers, layerTypes);
 
   c.bosTokenId = f.integerOr("bos_token_id", fam.bos);
   if (c.bosTokenId && *c.bosTokenId < 0)

@@ -18,7 +18,7 @@ struct RopeConfig {
   double factor = 1.0;               // linear, dynamic, llama3
   double lowFreqFactor = 1.0;        // llama3
   double highFreqFactor = 4.0;       // llama3
-  int64_t originalMaxPositions = 0;  // llama3 and dynamic (0 = max_position_embeddings)
+  int64_t originalMaxPositions = 0;  // llama3 only; dynamic scales against max_position_embeddings
   double partialRotaryFactor = 1.0;  // fraction of head_dim that is rotated
 };
 
