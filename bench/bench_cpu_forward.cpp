@@ -313,6 +313,7 @@ int run(const BenchOptions& opt) {
 }  // namespace hs::bench
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log (tee) as they are printed
   hs::bench::BenchOptions opt;
   CLI::App app{"HeadScope CPU benchmark: model open and forward vs their floors, as ratios"};
   app.add_option("--tokens", opt.tokens, "prompt lengths of the forward comparison (the largest is the decode context)")
