@@ -31,20 +31,22 @@ struct ModelConfig {
   int64_t intermediateSize = 0;
   int64_t numLayers = 0;
   int64_t numHeads = 0;
-  int64_t numKvHeads = 0;  // defaults to numHeads
-  int64_t headDim = 0;     // explicit head_dim, else hiddenSize / numHeads
+  int64_t numKvHeads = 0;  // absent: llama numHeads, mistral 8, qwen2/qwen3 32 (transformers defaults)
+  int64_t headDim = 0;     // explicit head_dim, else hiddenSize / numHeads (qwen3: 128)
   int64_t vocabSize = 0;
   int64_t maxPositions = 0;
   double rmsNormEps = 1e-6;
   RopeConfig rope;
   bool tieWordEmbeddings = false;
-  bool qkvBias = false;  // q/k/v projections have biases (qwen2; llama attention_bias)
-  bool outBias = false;  // o_proj has a bias (llama attention_bias)
+  bool qkvBias = false;  // q/k/v projections have biases (qwen2 always; llama/qwen3 attention_bias)
+  bool outBias = false;  // o_proj has a bias (llama/qwen3 attention_bias)
   bool mlpBias = false;  // llama mlp_bias
   bool qkNorm = false;   // qwen3 per-head RMSNorm on q and k
   std::string hiddenAct = "silu";
   // Per-layer sliding window: slidingWindow[l] = 0 for full attention, else the window length
-  // (a key j is visible from query i when i - window < j <= i, as in transformers).
+  // (a key j is visible from query i when i - window < j <= i, as in transformers). From
+  // layer_types when present (not llama), else mistral: every layer; qwen2/qwen3: layers from
+  // max_window_layers on, and only with use_sliding_window.
   std::vector<int64_t> slidingWindow;
   std::optional<int64_t> bosTokenId;
   std::vector<int64_t> eosTokenIds;
@@ -53,8 +55,9 @@ struct ModelConfig {
   int64_t groupSize() const { return numHeads / numKvHeads; }  // query heads per KV head
 };
 
-// Parses config.json text; `path` is used in error messages. Checks types, ranges and consistency
-// (heads % kv_heads, positive sizes, caps) and rejects unknown model_type or rope type.
+// Parses config.json text; `path` is used in error messages. Checks JSON types (integers must be
+// JSON integers), ranges and caps (Corrupt), consistency (heads % kv_heads, even head_dim: Mismatch),
+// and refuses unknown model_type, rope type or activation (Unsupported) rather than guessing.
 ModelConfig parseModelConfig(const std::string& jsonText, const std::string& path);
 // Reads and parses DIR/config.json (or a config.json file path).
 ModelConfig loadModelConfig(const std::string& pathOrDir);

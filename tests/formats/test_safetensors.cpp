@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -193,4 +194,17 @@ TEST_CASE("safetensors: the writer refuses inconsistent input", "[formats][safet
       },
       ErrorKind::InvalidArgument, {"negative or overflowing shape"});
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("safetensors: NaN and Inf values are not a parse error", "[formats][safetensors]") {
+  // reliability.md case 13: values are never checked at open (the reference README says so too).
+  ScratchDir dir;
+  const std::string nanInf = std::string("\x00\x00\xc0\x7f", 4) + std::string("\x00\x00\x80\xff", 4);
+  hs::test::writeBytes(dir.file("n.safetensors"),
+                       safetensorsImage("{" + entry("w", "F32", "[2]", 0, 8) + "}", nanInf));
+  auto file = hs::SafetensorsFile::open(dir.file("n.safetensors"));
+  float v[2];
+  std::memcpy(v, file->find("w")->data, 8);
+  CHECK(std::isnan(v[0]));
+  CHECK(std::isinf(v[1]));
 }
