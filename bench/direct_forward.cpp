@@ -1,6 +1,7 @@
 #include "bench/direct_forward.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (LibTorch 2.x no longer brings it with ATen.h)
 
 #include <cmath>
 #include <limits>
