@@ -223,8 +223,8 @@ Layout parseLayout(const unsigned char* data, std::size_t size, const std::strin
     }
     if (e.end - e.begin != e.view.nbytes)
       throw Error(ErrorKind::Corrupt,
-                  fmt::format("shape {} x {} needs {} bytes, header says {} (data_offsets [{}, {}])",
-                              e.view.shapeString(), dtypeName(e.view.dtype), e.view.nbytes, e.end - e.begin,
+                  fmt::format("expected {} bytes for shape {} x {}, header says {} (data_offsets [{}, {}])",
+                              e.view.nbytes, e.view.shapeString(), dtypeName(e.view.dtype), e.end - e.begin,
                               e.begin, e.end),
                   path, name);
     expected = e.end;

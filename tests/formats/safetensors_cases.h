@@ -189,11 +189,11 @@ inline std::vector<BrokenRow> brokenRows() {
       {"range too small",
        safetensorsImage("{" + entry("w", "F32", "[2]", 0, 4) + "}", "abcd"),
        ErrorKind::Corrupt,
-       {"w: shape [2] x F32 needs 8 bytes, header says 4"}},
+       {"w: expected 8 bytes for shape [2] x F32, header says 4"}},
       {"range too large",
        safetensorsImage("{" + entry("w", "BF16", "[3]", 0, 8) + "}", std::string(8, 'x')),
        ErrorKind::Corrupt,
-       {"w: shape [3] x BF16 needs 6 bytes, header says 8"}},
+       {"w: expected 6 bytes for shape [3] x BF16, header says 8"}},
       // 10. truncated or trailing bytes
       {"truncated",
        safetensorsImage(ok8, "abcd"),
