@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -44,15 +45,20 @@ at::Tensor toComputeTensor(const TensorView& tv, at::Device device, at::ScalarTy
   return view.to(device, dtype);
 }
 
-// Bytes the OS says can still be allocated (MemAvailable), or 0 when unknown.
+// Bytes the OS says can still be allocated (MemAvailable), capped by HEADSCOPE_HOST_MEMORY_MB
+// (for sharing a machine, and for tests); 0 when unknown.
 int64_t availableHostBytes() {
+  int64_t avail = 0;
   std::ifstream in("/proc/meminfo");
-  std::string key;
+  std::string key, unit;
   int64_t kb = 0;
-  std::string unit;
   while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
+    if (key == "MemAvailable:") avail = kb * 1024;
+  if (const char* cap = std::getenv("HEADSCOPE_HOST_MEMORY_MB")) {
+    const int64_t capBytes = std::atoll(cap) * (int64_t{1} << 20);
+    if (capBytes > 0) avail = avail > 0 ? std::min(avail, capBytes) : capBytes;
+  }
+  return avail;
 }
 
 at::Tensor* weightSlot(LayerWeights& w, const std::string& slot) {
@@ -195,7 +201,7 @@ void Model::checkRequest(const std::vector<TokenId>& ids, int64_t cachedTokens) 
   const int64_t elt = static_cast<int64_t>(c10::elementSize(computeDtype_));
   const int64_t perCached = 2 * config_.numLayers * config_.numKvHeads * config_.headDim * elt;
   const int64_t perNew = perCached + (8 * config_.hiddenSize + 3 * config_.intermediateSize + config_.vocabSize) * 4;
-  const int64_t fixed = int64_t{768} << 20;
+  const int64_t fixed = int64_t{256} << 20;  // the rest of the process
   const int64_t need = fixed + perCached * cachedTokens + perNew * static_cast<int64_t>(ids.size());
   const int64_t avail = availableHostBytes();
   if (avail > 0 && need > avail) {

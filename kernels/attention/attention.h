@@ -44,7 +44,8 @@ struct Attenuation {
   double beta = 0.4;
 };
 
-// DuoAttention's per-head mix: out = alpha * full + (1 - alpha) * streaming(sink, window).
+// DuoAttention's per-head mix: out = alpha * full + (1 - alpha) * streaming(sink, window). The
+// streaming half respects the head's masks and logit biases and ignores ACT attenuation.
 // alpha is a 0-dim tensor so that it can require grad (gate training on CPU).
 struct StreamingMix {
   int head = 0;
@@ -81,7 +82,7 @@ struct TileRequest {
 
 // Which statistics to compute. All per-row statistics are [H, Nq]; column statistics [H, Nk].
 struct StatsRequest {
-  std::vector<int64_t> sinkSet{0};       // keys whose summed mass is reported as sinkSet
+  std::vector<int64_t> sinkSet{0};       // keys whose summed mass is reported as sinkSet (a set)
   int64_t streamSink = 4;                // streaming mass: keys < streamSink ...
   int64_t streamWindow = 64;             // ... or in the last streamWindow positions
   int64_t distanceCap = 10;              // WAAD's W: sum_j A[i,j] * min(i - j, W)
@@ -106,8 +107,10 @@ struct LayerStats {
   at::Tensor colSumBand;    // [H, Nk] sum over queries in the band
   at::Tensor targetMass;    // [T, H, Nq] mass on each target set (T = targets.size())
   at::Tensor poolMax;       // [P, ceil(Nq_pos/B), ceil(Nk/B)] by absolute position blocks
-  at::Tensor poolMean;      // same shape; mean over all cells of the block (masked cells count 0)
-  std::vector<at::Tensor> tiles;  // one [q1-q0, k1-k0] per TileRequest
+  at::Tensor poolMean;      // same shape; mean over the block's cells inside the [positions, keys]
+                            // map (masked cells and rows of earlier calls count 0)
+  std::vector<at::Tensor> tiles;  // one [q1-q0, k1-k0] per TileRequest; parts outside the call's
+                                  // queries or keys are 0
 
   // Adds the statistics of a later call on the same layer (decode steps): row stats are
   // concatenated along queries, column stats summed with zero padding for new keys.

@@ -78,11 +78,16 @@ void validate(const AttentionCall& c) {
   }
 }
 
-// Keys in [0, nk) of a list, as an int64 index tensor.
-at::Tensor keyIndex(const std::vector<int64_t>& keys, int64_t nk) {
+// Keys in [0, nk) of a list, as an int64 index tensor; with `unique`, each key once (key sets,
+// as opposed to lists of additive biases where a repeated key adds twice).
+at::Tensor keyIndex(const std::vector<int64_t>& keys, int64_t nk, bool unique = false) {
   std::vector<int64_t> in;
   for (int64_t j : keys)
     if (j >= 0 && j < nk) in.push_back(j);
+  if (unique) {
+    std::sort(in.begin(), in.end());
+    in.erase(std::unique(in.begin(), in.end()), in.end());
+  }
   return at::tensor(in, at::kLong);
 }
 
@@ -113,7 +118,7 @@ at::Tensor headMaskVisibility(const HeadMask& m, const at::Tensor& qpos, int64_t
 // ACT: scale the listed keys' probability by beta, give the removed mass to the other keys in
 // proportion to their probability. Rows whose mass is all on the listed keys stay unchanged.
 void attenuate(at::Tensor probs /* [rows, nk], modified in place */, const Attenuation& a) {
-  const auto idx = keyIndex(a.keys, probs.size(1));
+  const auto idx = keyIndex(a.keys, probs.size(1), true);
   if (idx.numel() == 0) return;
   const auto onKeys = probs.index_select(1, idx);
   const auto massOn = onKeys.sum(1, true);
@@ -178,8 +183,11 @@ at::Tensor attentionCpu(const AttentionCall& c, LayerStats* statsOut) {
     if (edits && !edits->mixes.empty()) {
       std::vector<at::Tensor> perHead = out.unbind(0);
       for (const auto& m : edits->mixes) {
-        const auto window = headMaskVisibility(HeadMask::sinkWindow(m.sink, m.window), qpos, nk);
-        const auto streamProbs = at::softmax(logits[m.head].masked_fill(window.logical_not(), kNegInf), -1);
+        // The streaming half sees the head's masks and biases too; a row left without keys gives 0.
+        const auto window =
+            headMaskVisibility(HeadMask::sinkWindow(m.sink, m.window), qpos, nk).logical_and(allowed[m.head]);
+        auto streamProbs = at::softmax(logits[m.head].masked_fill(window.logical_not(), kNegInf), -1);
+        streamProbs = at::where(window.any(-1, true), streamProbs, at::zeros_like(streamProbs));
         const auto streamOut = at::mm(streamProbs, v[m.head / group]);
         const auto alpha = m.alpha.to(at::kFloat);
         perHead[m.head] = alpha * perHead[m.head] + (1.0 - alpha) * streamOut;

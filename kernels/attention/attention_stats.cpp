@@ -78,7 +78,7 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
   rowSlice(s_.sinkFirst).copy_(p.select(2, 0));
   std::vector<int64_t> sinks;
   for (int64_t j : req_->sinkSet)
-    if (j >= 0 && j < nk_) sinks.push_back(j);
+    if (j >= 0 && j < nk_ && std::find(sinks.begin(), sinks.end(), j) == sinks.end()) sinks.push_back(j);
   if (!sinks.empty()) rowSlice(s_.sinkSet).copy_(p.index_select(2, at::tensor(sinks, at::kLong)).sum(2));
   rowSlice(s_.entropy).copy_(at::xlogy(p, p).sum(2).neg());
   const auto stream = ((kpos < req_->streamSink) | (kpos > qp - req_->streamWindow)).to(at::kFloat);
