@@ -14,6 +14,14 @@ namespace hs::tok {
 
 namespace {
 
+// RTLD_DEEPBIND keeps the bridge's protobuf apart from LibTorch's; AddressSanitizer refuses it
+// (google/sanitizers#611), and sanitized builds are only the torch-free test executables.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kDlopenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 // The bridge's entry points, resolved once per process.
 struct Bridge {
   decltype(&hs_spm_load) load;
@@ -53,7 +61,7 @@ const Bridge& bridge() {
     std::string tried;
     for (const auto& p : candidatePaths()) {
       if (!std::filesystem::exists(p)) continue;
-      handle = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      handle = dlopen(p.c_str(), kDlopenFlags);
       if (handle) break;
       tried += std::string(" ") + p + " (" + dlerror() + ")";
     }
