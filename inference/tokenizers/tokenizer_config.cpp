@@ -55,6 +55,8 @@ SpecialTokenConfig readSpecialTokenConfig(const std::string& dir) {
       out.addBosToken = optionalBool(root, "add_bos_token", false, path, "add_bos_token");
     if (root.contains("add_eos_token") && !root["add_eos_token"].is_null())
       out.addEosToken = optionalBool(root, "add_eos_token", false, path, "add_eos_token");
+    if (root.contains("legacy") && !root["legacy"].is_null())
+      out.legacy = optionalBool(root, "legacy", true, path, "legacy");
     for (const char* key :
          {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"}) {
       if (!root.contains(key)) continue;

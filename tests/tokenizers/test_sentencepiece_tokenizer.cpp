@@ -4,6 +4,9 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "inference/tokenizers/tokenizer.h"
@@ -111,6 +114,14 @@ TEST_CASE("ids equal SentencePiece's own EncodeAsIds plus BOS", "[sentencepiece_
   // <s>, </s> and <unk> in the text are special tokens; " world" after one is "▁world".
   CHECK(tok->encode("hello</s> world") == cat({{1}, ref("hello"), {2}, ref("world")}));
   CHECK(tok->encode("<s>") == Ids{1, 1});
+  // With legacy=false (prepend_scheme "first") text right after a special token gets no "▁": the
+  // pieces after </s> spell exactly "world".
+  const auto ids = tok->encode("hello</s>world", false);
+  const auto eos = std::find(ids.begin(), ids.end(), 2);
+  REQUIRE(eos != ids.end());
+  std::string tail;
+  for (auto it = eos + 1; it != ids.end(); ++it) tail += tok->tokenText(*it);
+  CHECK(tail == "world");
   CHECK(tok->encode("a<unk>", false) == cat({ref("a"), {0}}));
 }
 
