@@ -95,7 +95,7 @@ void BpeTokenizer::loadAddedTokens(const nlohmann::json& root, const SpecialToke
   const auto& vocabById = model_->tokensById();
   auto addToken = [&](AddedToken t, const std::string& file, const std::string& field) {
     if (const auto vocabId = model_->idOf(t.content)) {
-      if (!(*vocabId == t.id))
+      if (*vocabId != t.id)
         throw Error(
             ErrorKind::Corrupt,
             fmt::format("added token '{}' has id {} but the vocab gives it id {}", t.content, t.id, *vocabId),
