@@ -173,7 +173,14 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   }
   if (!m->lmHead_.defined()) m->lmHead_ = m->embedding_;  // tie_word_embeddings
   for (const auto& d : dtypes) m->storedDtype_ += (m->storedDtype_.empty() ? "" : "+") + d;
-  if (options.loadTokenizer) m->tokenizer_ = loadTokenizer(dir);
+  if (options.loadTokenizer) {
+    m->tokenizer_ = loadTokenizer(dir);
+    // An id past the embedding rows would index out of the table (reliability.md case 27).
+    check(m->tokenizer_->vocabSize() <= c.vocabSize, ErrorKind::Mismatch,
+          "the tokenizer has " + std::to_string(m->tokenizer_->vocabSize()) + " ids but the embedding only " +
+              std::to_string(c.vocabSize) + " rows",
+          c.path, "vocab_size");
+  }
   return m;
 }
 

@@ -144,3 +144,18 @@ TEST_CASE("NaN produced in the forward pass names the layer", "[model][errors]")
     CHECK_THAT(e.what(), Catch::Matchers::Contains("layer 1"));
   }
 }
+
+TEST_CASE("a tokenizer with more ids than embedding rows is refused at load", "[model][errors]") {
+  TinySpec spec;  // 64 embedding rows
+  auto w = hs::test::randomWeights(spec);
+  hs::test::ScratchDir dir;
+  hs::test::writeTinyModel(dir.path(), spec, w);
+  std::filesystem::copy_file(hs::test::fixture("parity/llama3_bpe/model/tokenizer.json"), dir.file("tokenizer.json"));
+  try {
+    Model::load(dir.path());
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Mismatch);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("vocab_size"));
+  }
+}
