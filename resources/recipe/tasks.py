@@ -30,8 +30,8 @@ LETTERS = "ABCD"
 class TaskMaker:
     """Builds task examples from `corpus` (np.int32 token ids of filler text) with its own rng."""
 
-    def __init__(self, tok, corpus, words, seed, vocab_size):
-        self.tok, self.corpus, self.words, self.vocab = tok, corpus, words, vocab_size
+    def __init__(self, tok, corpus, words, seed, vocab_size, packed=False):
+        self.tok, self.corpus, self.words, self.vocab, self.packed = tok, corpus, words, vocab_size, packed
         self.rng = random.Random(seed)
         self._cache = {}
         self.period_ids = self._period_ids()
@@ -128,12 +128,12 @@ class TaskMaker:
     def induction(self):
         # Repeat distances up to 400 tokens, so induction does not stop at the trained span length.
         seq = [self.rng.randrange(3, self.vocab) for _ in range(self.rng.randint(8, 400))]
-        ids = self.enc("\n") + seq * self.rng.randint(2, 3)
+        ids = ([] if self.packed else self.enc("\n")) + seq * self.rng.randint(2, 3)
         return ids, [1.0] * len(ids)
 
     def copy(self):
         span = self.filler(self.rng.randint(10, 60))
-        a = self.enc("\nCopy this text: ")
+        a = self.enc(("" if self.packed else "\n") + "Copy this text: ")
         b = self.enc("\nCopy: ")
         ids = a + span + b + span + self.enc("\n")
         w = [1.0] * (len(a) + len(span) + len(b)) + [2.0] * len(span) + [1.0]
@@ -160,17 +160,19 @@ class TaskMaker:
                 "choices": [f" {c}" for c in LETTERS], "answer": ans}
 
     def labelled(self, ex):
-        p = self.enc("\n" + ex["prompt"])
+        p = self.enc(("" if self.packed else "\n") + ex["prompt"])
         a = self.enc(ex["choices"][ex["answer"]] + "\n")
         return p + a, [1.0] * len(p) + [ANSWER_WEIGHT] * len(a)
 
     def text(self):
-        ids = self.enc("\n\n") + self.filler(self.rng.randint(60, 400))
+        ids = ([] if self.packed else self.enc("\n\n")) + self.filler(self.rng.randint(60, 400))
         return ids, [1.0] * len(ids)
 
     # ---- one training sequence -------------------------------------------------------------------------
     def sequence(self, length, bos_id):
-        """<s> + one retrieval example of random length + short tasks, cut to `length` tokens."""
+        """<s> + one retrieval example of random length + short tasks, cut to `length` tokens.
+        packed=True opens each short task with its own <s> as packed pre-training does (tried to grow
+        an attention sink on <s>; it did not, see docs/reference-model.md); predicting <s> has weight 0."""
         r = self.rng.random()
         size = self.rng.randint(100, length - 1)
         if r < 0.45:
@@ -194,6 +196,6 @@ class TaskMaker:
                 a, b = self.labelled(self.choice_example())
             else:
                 a, b = self.text()
-            ids += a
-            w += b
+            ids += ([bos_id] if self.packed else []) + a
+            w += ([0.0] if self.packed else []) + b
         return ids[:length], w[:length]

@@ -54,14 +54,14 @@ def prepare(args):
 class Batches(torch.utils.data.IterableDataset):
     """Endless training batches; each DataLoader worker has its own fixed seed."""
 
-    def __init__(self, tok, ids, words, seed, batch, seq, vocab):
-        self.a = (tok, ids, words, seed, batch, seq, vocab)
+    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed):
+        self.a = (tok, ids, words, seed, batch, seq, vocab, packed)
 
     def __iter__(self):
-        tok, ids, words, seed, batch, seq, vocab = self.a
+        tok, ids, words, seed, batch, seq, vocab, packed = self.a
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
-        maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab)
+        maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab, packed)
         while True:
             xs, ws = zip(*(maker.sequence(seq + 1, 1) for _ in range(batch)))
             yield torch.tensor(xs, dtype=torch.long), torch.tensor(ws, dtype=torch.float32)
@@ -86,6 +86,7 @@ def main():
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--packed-bos", action="store_true", help="open every short task with <s> (experiment)")
     args = ap.parse_args()
     if args.debug:
         args.steps, args.batch, args.seq, args.workers, args.gcide_chars = 6, 2, 256, 0, 300_000
@@ -111,7 +112,7 @@ def main():
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if dev == "cuda" else {}))
-    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed, args.batch, args.seq, vocab),
+    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed, args.batch, args.seq, vocab, args.packed_bos),
                                        batch_size=None, num_workers=args.workers, pin_memory=dev == "cuda",
                                        **({"prefetch_factor": 4, "persistent_workers": True} if args.workers else {}))
     budget = min(args.time_budget, args.deadline - (time.time() - t0))
@@ -146,7 +147,7 @@ def main():
         C.save_tokenizer(tok, args.out, max_len=args.max_pos)
     summary = {"steps": step, "train_seconds": round(train_s, 1), "total_seconds": round(time.time() - t0, 1),
                "tokens_seen": step * args.batch * args.seq, "parameters": n_params, "batch": args.batch,
-               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
+               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "packed_bos": args.packed_bos, "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
                "torch": torch.__version__, "stopped_by": "steps" if step >= args.steps else "time", "log": log}
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(summary, f, indent=1)
