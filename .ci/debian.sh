@@ -26,8 +26,9 @@ case "$mode" in
     model=resources/model
     [ -f "$model/config.json" ] || model=tests/fixtures/parity/llama3_bpe/model
     ./build/app/headscope info --model "$model"
-    ./build/app/headscope generate --model "$model" --greedy --max-new-tokens 48 \
-      --text "The passkey is 58217. Remember it. The grass is green. The sky is blue. What is the passkey? The passkey is"
+    prompt=$'There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there.\n The pass key is 58217. Remember it. Look! A ladder! Maybe it leads to heaven, or a sandwich! The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\nWhat is the pass key? The pass key is'
+    printf '%s' "$prompt"
+    ./build/app/headscope generate --model "$model" --greedy --max-new-tokens 8 --text "$prompt"
     ;;
   test)
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
