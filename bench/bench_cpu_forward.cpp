@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -333,9 +334,15 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-cold", opt.skipCold, "skip the cold page cache measurements");
   CLI11_PARSE(app, argc, argv);
   try {
+    hs::check(!opt.tokens.empty(), hs::ErrorKind::InvalidArgument, "no prompt lengths given", {}, "--tokens");
     for (const int64_t n : opt.tokens)
       hs::check(n > 0, hs::ErrorKind::InvalidArgument, "token counts must be positive", {}, "--tokens");
     const auto& s = opt.shape;
+    const int64_t longest = *std::max_element(opt.tokens.begin(), opt.tokens.end());
+    hs::check(longest + opt.decodeSteps <= s.maxPositions, hs::ErrorKind::InvalidArgument,
+              "the longest prompt plus the decode steps is " + std::to_string(longest + opt.decodeSteps) +
+                  " tokens, the benchmark model holds " + std::to_string(s.maxPositions),
+              {}, "--tokens/--decode-steps");
     hs::check(s.hidden % s.heads == 0 && s.heads % s.kvHeads == 0 && (s.hidden / s.heads) % 2 == 0,
               hs::ErrorKind::InvalidArgument, "hidden must split into heads of even size, heads into kv heads", {},
               "--hidden/--heads/--kv-heads");
