@@ -44,8 +44,10 @@ struct Ratio {
   double wall, cpu;
 };
 
-Ratio ratioOf(const std::string& what, const std::string& target, const Samples& measured, const Samples& reference) {
-  return {what, target, measured.wallMedian() / reference.wallMedian(), measured.cpuMedian() / reference.cpuMedian()};
+Ratio ratioOf(const std::string& what, const std::string& target, const Samples& measured,
+              const Samples& reference) {
+  return {what, target, measured.wallMedian() / reference.wallMedian(),
+          measured.cpuMedian() / reference.cpuMedian()};
 }
 
 constexpr double kMiB = 1024.0 * 1024.0;
@@ -72,7 +74,8 @@ void timeForward(Model& model, const std::vector<TokenId>& ids, KvCache& cache, 
 
 // ---- open ------------------------------------------------------------------------------------
 
-void benchOpen(const std::string& dir, const std::string& label, const BenchOptions& opt, std::vector<Ratio>& table) {
+void benchOpen(const std::string& dir, const std::string& label, const BenchOptions& opt,
+               std::vector<Ratio>& table) {
   const std::string file = dir + "/model.safetensors";
   const double fileMiB = static_cast<double>(std::filesystem::file_size(file)) / kMiB;
   const std::vector<TokenId> one{1};
@@ -115,24 +118,27 @@ void benchOpen(const std::string& dir, const std::string& label, const BenchOpti
                f1.first - f0.first, f1.second - f0.second, f2.first - f1.first, f2.second - f1.second,
                static_cast<int64_t>(fileMiB * 256));
   }
-  fmt::print("warm  read() {:.1f} ms into a new buffer ({:.2f} GiB/s), {:.1f} ms into a reused one ({:.2f} GiB/s)\n",
-             1e3 * read.wallMedian(), fileMiB / 1024.0 / read.wallMedian(), 1e3 * copy.wallMedian(),
-             fileMiB / 1024.0 / copy.wallMedian());
-  fmt::print("warm  Model::load {:.1f} ms; first 1-token forward {:.1f} ms vs {:.1f} ms later\n", 1e3 * load.wallMedian(),
-             1e3 * first.wallMedian(), 1e3 * again.wallMedian());
-  fmt::print("warm  open cost (load + first use) {:.1f} ms: / read() = {:.2f} wall, {:.2f} cpu; / reused read() = "
-             "{:.2f} wall\n",
-             1e3 * open.wallMedian(), open.wallMedian() / read.wallMedian(), open.cpuMedian() / read.cpuMedian(),
-             open.wallMedian() / copy.wallMedian());
+  fmt::print(
+      "warm  read() {:.1f} ms into a new buffer ({:.2f} GiB/s), {:.1f} ms into a reused one ({:.2f} GiB/s)\n",
+      1e3 * read.wallMedian(), fileMiB / 1024.0 / read.wallMedian(), 1e3 * copy.wallMedian(),
+      fileMiB / 1024.0 / copy.wallMedian());
+  fmt::print("warm  Model::load {:.1f} ms; first 1-token forward {:.1f} ms vs {:.1f} ms later\n",
+             1e3 * load.wallMedian(), 1e3 * first.wallMedian(), 1e3 * again.wallMedian());
+  fmt::print(
+      "warm  open cost (load + first use) {:.1f} ms: / read() = {:.2f} wall, {:.2f} cpu; / reused read() = "
+      "{:.2f} wall\n",
+      1e3 * open.wallMedian(), open.wallMedian() / read.wallMedian(), open.cpuMedian() / read.cpuMedian(),
+      open.wallMedian() / copy.wallMedian());
   auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / kMiB; };
-  fmt::print("RSS growth after load: anon {:+.1f} MiB, file-backed {:+.1f} MiB\n", mib(afterLoad.anon - before.anon),
-             mib(afterLoad.file - before.file));
+  fmt::print("RSS growth after load: anon {:+.1f} MiB, file-backed {:+.1f} MiB\n",
+             mib(afterLoad.anon - before.anon), mib(afterLoad.file - before.file));
   const double growth = mib(afterUse.total - before.total);
-  fmt::print("RSS growth after load + first forward: anon {:+.1f} MiB, file-backed {:+.1f} MiB, total {:+.1f} MiB = "
-             "{:.2f}x the file\n",
-             mib(afterUse.anon - before.anon), mib(afterUse.file - before.file), growth, growth / fileMiB);
-  table.push_back(ratioOf("open " + label + " warm: (load + first use) / read()", f32 ? "<= ~1" : "(converts to F32)",
-                          open, read));
+  fmt::print(
+      "RSS growth after load + first forward: anon {:+.1f} MiB, file-backed {:+.1f} MiB, total {:+.1f} MiB = "
+      "{:.2f}x the file\n",
+      mib(afterUse.anon - before.anon), mib(afterUse.file - before.file), growth, growth / fileMiB);
+  table.push_back(ratioOf("open " + label + " warm: (load + first use) / read()",
+                          f32 ? "<= ~1" : "(converts to F32)", open, read));
   table.push_back(ratioOf("open " + label + " warm: (load + first use) / reused read()",
                           f32 ? "<= ~1" : "(converts to F32)", open, copy));
   table.push_back({"open " + label + ": RSS growth / file size", f32 ? "<= ~1" : "~3 (F32 copy + mapping)",
@@ -154,10 +160,12 @@ void benchOpen(const std::string& dir, const std::string& label, const BenchOpti
     model->forward(one, cache);
     coldOpen.add(os.seconds() - again.wallMedian(), os.cpuSeconds() - again.cpuMedian());
   }
-  fmt::print("cold  (page cache evicted, at most {:.1f}% of pages left) read() {:.1f} ms, load + first use {:.1f} ms\n",
-             100 * cached, 1e3 * coldRead.wallMedian(), 1e3 * coldOpen.wallMedian());
-  table.push_back(ratioOf("open " + label + " cold: (load + first use) / read()", f32 ? "<= ~1" : "(converts to F32)",
-                          coldOpen, coldRead));
+  fmt::print(
+      "cold  (page cache evicted, at most {:.1f}% of pages left) read() {:.1f} ms, load + first use {:.1f} "
+      "ms\n",
+      100 * cached, 1e3 * coldRead.wallMedian(), 1e3 * coldOpen.wallMedian());
+  table.push_back(ratioOf("open " + label + " cold: (load + first use) / read()",
+                          f32 ? "<= ~1" : "(converts to F32)", coldOpen, coldRead));
 }
 
 // ---- forward ---------------------------------------------------------------------------------
@@ -196,11 +204,13 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
     const auto ours = model->forward(ids, cache);
     const auto floor = direct.forward(std::vector<int64_t>(ids.begin(), ids.end()), dcache);
     const double diff = (ours - floor).abs().max().item<double>(), scale = floor.abs().max().item<double>();
-    fmt::print("\n== forward (F32 weights, {} threads) ==\nlogits of 64 tokens: max |ours - direct| = {:.2e} "
-               "(max |logit| {:.2f})\n",
-               at::get_num_threads(), diff, scale);
+    fmt::print(
+        "\n== forward (F32 weights, {} threads) ==\nlogits of 64 tokens: max |ours - direct| = {:.2e} "
+        "(max |logit| {:.2f})\n",
+        at::get_num_threads(), diff, scale);
     check(diff <= 1e-3 * std::max(1.0, scale), ErrorKind::Numerical,
-          "Model::forward and the direct forward disagree: the comparison would be meaningless", dir, "logits");
+          "Model::forward and the direct forward disagree: the comparison would be meaningless", dir,
+          "logits");
   }
 
   const int64_t decodeContext = *std::max_element(opt.tokens.begin(), opt.tokens.end());
@@ -230,15 +240,19 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
       instrumented.record = &record;
       auto scache = model->newCache(n);
       timeForward(*model, ids, scache, instrumented, stats);
-      if (n == decodeContext && r == opt.reps - 1) decodeCache = std::move(cache), decodeDirect = std::move(dcache);
+      if (n == decodeContext && r == opt.reps - 1)
+        decodeCache = std::move(cache), decodeDirect = std::move(dcache);
     }
     const double tokens = static_cast<double>(n);
-    fmt::print("N={:5d}: ours {:8.1f} tok/s, direct {:8.1f} tok/s (wall): ours/direct = {:.3f} wall, {:.3f} cpu\n", n,
-               tokens / ours.wallMedian(), tokens / floor.wallMedian(), ours.wallMedian() / floor.wallMedian(),
-               ours.cpuMedian() / floor.cpuMedian());
-    fmt::print("         instrumented (all statistics, all layers) {:8.1f} tok/s: instrumented/plain = {:.3f} wall, "
-               "{:.3f} cpu\n",
-               tokens / stats.wallMedian(), stats.wallMedian() / ours.wallMedian(), stats.cpuMedian() / ours.cpuMedian());
+    fmt::print(
+        "N={:5d}: ours {:8.1f} tok/s, direct {:8.1f} tok/s (wall): ours/direct = {:.3f} wall, {:.3f} cpu\n",
+        n, tokens / ours.wallMedian(), tokens / floor.wallMedian(), ours.wallMedian() / floor.wallMedian(),
+        ours.cpuMedian() / floor.cpuMedian());
+    fmt::print(
+        "         instrumented (all statistics, all layers) {:8.1f} tok/s: instrumented/plain = {:.3f} wall, "
+        "{:.3f} cpu\n",
+        tokens / stats.wallMedian(), stats.wallMedian() / ours.wallMedian(),
+        stats.cpuMedian() / ours.cpuMedian());
     table.push_back(ratioOf(fmt::format("forward N={}: ours / direct", n), "<= 1.5", ours, floor));
     table.push_back(ratioOf(fmt::format("forward N={}: instrumented / plain", n), "(report)", stats, ours));
   }
@@ -253,11 +267,14 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
     direct.forward({id}, decodeDirect);
     floor.add(sw);
   }
-  fmt::print("decode at {} context: ours {:.1f} tok/s, direct {:.1f} tok/s (wall): ours/direct = {:.3f} wall, {:.3f} "
-             "cpu\n",
-             decodeContext, 1.0 / ours.wallMedian(), 1.0 / floor.wallMedian(), ours.wallMedian() / floor.wallMedian(),
-             ours.cpuMedian() / floor.cpuMedian());
-  table.push_back(ratioOf(fmt::format("decode at {} context: ours / direct", decodeContext), "<= 1.5", ours, floor));
+  fmt::print(
+      "decode at {} context: ours {:.1f} tok/s, direct {:.1f} tok/s (wall): ours/direct = {:.3f} wall, "
+      "{:.3f} "
+      "cpu\n",
+      decodeContext, 1.0 / ours.wallMedian(), 1.0 / floor.wallMedian(),
+      ours.wallMedian() / floor.wallMedian(), ours.cpuMedian() / floor.cpuMedian());
+  table.push_back(
+      ratioOf(fmt::format("decode at {} context: ours / direct", decodeContext), "<= 1.5", ours, floor));
 }
 
 // Writes the F32 and BF16 model directories in a child process, so that the memory the random
@@ -280,23 +297,25 @@ void writeModelsInChild(const std::string& root, const BenchShape& s) {
   }
   int status = 0;
   ::waitpid(child, &status, 0);
-  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, ErrorKind::Io, "writing the benchmark model failed", root);
+  check(WIFEXITED(status) && WEXITSTATUS(status) == 0, ErrorKind::Io, "writing the benchmark model failed",
+        root);
 }
 
 int run(const BenchOptions& opt) {
   const auto& s = opt.shape;
-  const std::string root = opt.dir.empty() ? (std::filesystem::temp_directory_path() /
-                                              ("headscope-bench-" + std::to_string(::getpid())))
-                                                 .string()
-                                           : opt.dir;
+  const std::string root =
+      opt.dir.empty()
+          ? (std::filesystem::temp_directory_path() / ("headscope-bench-" + std::to_string(::getpid())))
+                .string()
+          : opt.dir;
   {
     Stopwatch sw;
     writeModelsInChild(root, s);  // before this process touches LibTorch: fork and threads do not mix
     fmt::print("wrote {} in {:.1f} s\n", root, sw.seconds());
   }
   at::set_num_threads(opt.threads);
-  fmt::print("model: llama hidden {} layers {} heads {}/{} kv mlp {} vocab {}; LibTorch threads {}\n", s.hidden, s.layers,
-             s.heads, s.kvHeads, s.mlp, s.vocab, at::get_num_threads());
+  fmt::print("model: llama hidden {} layers {} heads {}/{} kv mlp {} vocab {}; LibTorch threads {}\n",
+             s.hidden, s.layers, s.heads, s.kvHeads, s.mlp, s.vocab, at::get_num_threads());
   std::vector<Ratio> table;
   benchOpen(root + "/f32", "F32", opt, table);
   benchOpen(root + "/bf16", "BF16", opt, table);
@@ -304,8 +323,8 @@ int run(const BenchOptions& opt) {
 
   fmt::print("\n{:<58} {:>7} {:>7}  {}\n", "ratio (medians)", "wall", "cpu", "target");
   for (const auto& r : table)
-    fmt::print("{:<58} {:>7.3f} {:>7}  {}\n", r.what, r.wall, std::isnan(r.cpu) ? "-" : fmt::format("{:.3f}", r.cpu),
-               r.target);
+    fmt::print("{:<58} {:>7.3f} {:>7}  {}\n", r.what, r.wall,
+               std::isnan(r.cpu) ? "-" : fmt::format("{:.3f}", r.cpu), r.target);
   if (!opt.keep) std::filesystem::remove_all(root);
   return 0;
 }
@@ -317,11 +336,15 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log (tee) as they are printed
   hs::bench::BenchOptions opt;
   CLI::App app{"HeadScope CPU benchmark: model open and forward vs their floors, as ratios"};
-  app.add_option("--tokens", opt.tokens, "prompt lengths of the forward comparison (the largest is the decode context)")
+  app.add_option("--tokens", opt.tokens,
+                 "prompt lengths of the forward comparison (the largest is the decode context)")
       ->delimiter(',');
-  app.add_option("--reps", opt.reps, "repetitions per forward measurement (median)")->check(CLI::PositiveNumber);
-  app.add_option("--open-reps", opt.openReps, "repetitions per open measurement (median)")->check(CLI::PositiveNumber);
-  app.add_option("--decode-steps", opt.decodeSteps, "decode steps after the longest prompt")->check(CLI::PositiveNumber);
+  app.add_option("--reps", opt.reps, "repetitions per forward measurement (median)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--open-reps", opt.openReps, "repetitions per open measurement (median)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--decode-steps", opt.decodeSteps, "decode steps after the longest prompt")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", opt.threads, "LibTorch intra-op threads")->check(CLI::PositiveNumber);
   app.add_option("--hidden", opt.shape.hidden)->check(CLI::PositiveNumber);
   app.add_option("--layers", opt.shape.layers)->check(CLI::PositiveNumber);
@@ -344,7 +367,8 @@ int main(int argc, char** argv) {
                   " tokens, the benchmark model holds " + std::to_string(s.maxPositions),
               {}, "--tokens/--decode-steps");
     hs::check(s.hidden % s.heads == 0 && s.heads % s.kvHeads == 0 && (s.hidden / s.heads) % 2 == 0,
-              hs::ErrorKind::InvalidArgument, "hidden must split into heads of even size, heads into kv heads", {},
+              hs::ErrorKind::InvalidArgument,
+              "hidden must split into heads of even size, heads into kv heads", {},
               "--hidden/--heads/--kv-heads");
     return hs::bench::run(opt);
   } catch (const hs::Error& e) {

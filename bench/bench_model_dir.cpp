@@ -15,7 +15,9 @@ namespace hs::bench {
 
 NamedWeights randomLlamaWeights(const BenchShape& s, uint64_t seed) {
   at::manual_seed(seed);
-  auto matrix = [](int64_t out, int64_t in) { return at::randn({out, in}) / std::sqrt(static_cast<double>(in)); };
+  auto matrix = [](int64_t out, int64_t in) {
+    return at::randn({out, in}) / std::sqrt(static_cast<double>(in));
+  };
   const int64_t qDim = s.heads * s.headDim(), kvDim = s.kvHeads * s.headDim();
   NamedWeights w;
   w.emplace_back("model.embed_tokens.weight", at::randn({s.vocab, s.hidden}));

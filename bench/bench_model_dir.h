@@ -29,6 +29,7 @@ NamedWeights randomLlamaWeights(const BenchShape& shape, uint64_t seed);
 
 // Writes DIR/config.json and DIR/model.safetensors (weights stored as F32 or BF16); returns the
 // size of model.safetensors in bytes.
-int64_t writeModelDir(const std::string& dir, const BenchShape& shape, const NamedWeights& weights, DType dtype);
+int64_t writeModelDir(const std::string& dir, const BenchShape& shape, const NamedWeights& weights,
+                      DType dtype);
 
 }  // namespace hs::bench

@@ -37,14 +37,15 @@ DirectForward::DirectForward(std::shared_ptr<const Checkpoint> checkpoint, const
   lmHead_ = mappedF32(c, "lm_head.weight");
   for (int64_t l = 0; l < config.numLayers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    layers_.push_back({mappedF32(c, p + "input_layernorm.weight"), mappedF32(c, p + "post_attention_layernorm.weight"),
-                       mappedF32(c, p + "self_attn.q_proj.weight"), mappedF32(c, p + "self_attn.k_proj.weight"),
-                       mappedF32(c, p + "self_attn.v_proj.weight"), mappedF32(c, p + "self_attn.o_proj.weight"),
-                       mappedF32(c, p + "mlp.gate_proj.weight"), mappedF32(c, p + "mlp.up_proj.weight"),
-                       mappedF32(c, p + "mlp.down_proj.weight")});
+    layers_.push_back(
+        {mappedF32(c, p + "input_layernorm.weight"), mappedF32(c, p + "post_attention_layernorm.weight"),
+         mappedF32(c, p + "self_attn.q_proj.weight"), mappedF32(c, p + "self_attn.k_proj.weight"),
+         mappedF32(c, p + "self_attn.v_proj.weight"), mappedF32(c, p + "self_attn.o_proj.weight"),
+         mappedF32(c, p + "mlp.gate_proj.weight"), mappedF32(c, p + "mlp.up_proj.weight"),
+         mappedF32(c, p + "mlp.down_proj.weight")});
   }
-  check(config.rope.type == RopeType::Default && config.rope.partialRotaryFactor == 1.0, ErrorKind::Unsupported,
-        "the direct forward implements plain RoPE only", config.path, "rope_scaling");
+  check(config.rope.type == RopeType::Default && config.rope.partialRotaryFactor == 1.0,
+        ErrorKind::Unsupported, "the direct forward implements plain RoPE only", config.path, "rope_scaling");
   const int64_t dim = config.headDim;
   invFreq_ = 1.0 / at::pow(config.rope.theta, at::arange(0, dim, 2, at::kFloat) / static_cast<double>(dim));
 }
@@ -65,7 +66,8 @@ at::Tensor DirectForward::rmsNorm(const at::Tensor& x, const at::Tensor& weight)
 at::Tensor DirectForward::forward(const std::vector<int64_t>& ids, DirectCache& cache) const {
   at::NoGradGuard noGrad;
   const int64_t n = static_cast<int64_t>(ids.size()), pos0 = cache.length, total = pos0 + n;
-  check(total <= cache.keys.front().size(1), ErrorKind::InvalidArgument, "direct cache too small", {}, "cache");
+  check(total <= cache.keys.front().size(1), ErrorKind::InvalidArgument, "direct cache too small", {},
+        "cache");
   const int64_t heads = config_.numHeads, kvHeads = config_.numKvHeads, dim = config_.headDim;
   const int64_t group = heads / kvHeads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
@@ -75,7 +77,8 @@ at::Tensor DirectForward::forward(const std::vector<int64_t>& ids, DirectCache& 
   const auto freqs = at::outer(positions, invFreq_);
   const auto angles = at::cat({freqs, freqs}, -1);  // [n, D]
   const auto cos = angles.cos(), sin = angles.sin();
-  const auto hidden = at::arange(total, at::kLong).unsqueeze(0) > at::arange(pos0, total, at::kLong).unsqueeze(1);
+  const auto hidden =
+      at::arange(total, at::kLong).unsqueeze(0) > at::arange(pos0, total, at::kLong).unsqueeze(1);
 
   auto h = at::embedding(embedding_, at::tensor(ids, at::kLong));
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -90,7 +93,8 @@ at::Tensor DirectForward::forward(const std::vector<int64_t>& ids, DirectCache& 
     cache.values[l].narrow(1, pos0, n).copy_(v);
     const auto keys = cache.keys[l].narrow(1, 0, total), values = cache.values[l].narrow(1, 0, total);
     // All heads at once; the G query heads of one KV head share a matmul (no repeat_kv copy).
-    auto scores = at::matmul(q.reshape({kvHeads, group * n, dim}), keys.transpose(1, 2)).view({heads, n, total});
+    auto scores =
+        at::matmul(q.reshape({kvHeads, group * n, dim}), keys.transpose(1, 2)).view({heads, n, total});
     scores.mul_(scale).masked_fill_(hidden, -std::numeric_limits<float>::infinity());
     const auto probs = at::softmax(scores, -1);
     const auto z = at::matmul(probs.view({kvHeads, group * n, total}), values).view({heads, n, dim});
