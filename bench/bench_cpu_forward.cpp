@@ -301,13 +301,26 @@ void writeModelsInChild(const std::string& root, const BenchShape& s) {
         root);
 }
 
+// The model directories the run writes, removed when it ends (also on errors) unless --keep. Only
+// what the run created goes: a --dir given by the user keeps everything else in it.
+struct ModelDirs {
+  std::string root;
+  bool ownsRoot, keep;
+  ~ModelDirs() {
+    if (keep) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(root + "/f32", ignored);
+    std::filesystem::remove_all(root + "/bf16", ignored);
+    if (ownsRoot) std::filesystem::remove(root, ignored);
+  }
+};
+
 int run(const BenchOptions& opt) {
   const auto& s = opt.shape;
-  const std::string root =
-      opt.dir.empty()
-          ? (std::filesystem::temp_directory_path() / ("headscope-bench-" + std::to_string(::getpid())))
-                .string()
-          : opt.dir;
+  const auto temp =
+      std::filesystem::temp_directory_path() / ("headscope-bench-" + std::to_string(::getpid()));
+  const ModelDirs dirs{opt.dir.empty() ? temp.string() : opt.dir, opt.dir.empty(), opt.keep};
+  const std::string& root = dirs.root;
   {
     Stopwatch sw;
     writeModelsInChild(root, s);  // before this process touches LibTorch: fork and threads do not mix
@@ -325,7 +338,6 @@ int run(const BenchOptions& opt) {
   for (const auto& r : table)
     fmt::print("{:<58} {:>7.3f} {:>7}  {}\n", r.what, r.wall,
                std::isnan(r.cpu) ? "-" : fmt::format("{:.3f}", r.cpu), r.target);
-  if (!opt.keep) std::filesystem::remove_all(root);
   return 0;
 }
 
