@@ -16,3 +16,8 @@ target_include_directories(hs_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 separate_arguments(_hs_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(hs_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_hs_torch_flags}>)
 message(STATUS "HeadScope: LibTorch ${Torch_VERSION}")
+
+# fmt header-only: PyTorch's LibTorch ships its own (newer) fmt headers on the include path, and
+# mixing those headers with Debian's compiled libfmt fails at link time on the CUDA host.
+add_library(hs_fmt INTERFACE)
+target_link_libraries(hs_fmt INTERFACE fmt::fmt-header-only)

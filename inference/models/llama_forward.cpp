@@ -2,6 +2,7 @@
 // resid_pre -> [q, k, v] -> attention (edits, statistics) -> z -> attn_out -> resid_mid -> mlp_out
 // -> resid_post, and ln_final after the last layer.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <optional>
