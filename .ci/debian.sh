@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
+# libopenblas0-openmp: LibTorch otherwise calls the reference BLAS, 25-45x slower (docs/performance.md).
 packages=(build-essential cmake ninja-build pkg-config git
   libtorch-dev catch2 nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev
-  libsentencepiece-dev)
+  libsentencepiece-dev libopenblas0-openmp)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
