@@ -159,9 +159,11 @@ LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, i
   s.sinkFirst = written({H, nq}, f);
   const auto first = upload(std::vector<int64_t>{0}, dev);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(first), nk > 0 ? 1 : 0, s.sinkFirst.data_ptr<float>(), stream);
-  std::vector<int64_t> sinks;  // duplicates count twice, as index_select does on the CPU
+  std::vector<int64_t> sinks;  // a set: each key in range once
   for (int64_t j : req.sinkSet)
     if (j >= 0 && j < nk) sinks.push_back(j);
+  std::sort(sinks.begin(), sinks.end());
+  sinks.erase(std::unique(sinks.begin(), sinks.end()), sinks.end());
   s.sinkSet = written({H, nq}, f);
   const auto sinkKeys = upload(sinks, dev);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(sinkKeys), static_cast<int64_t>(sinks.size()),

@@ -31,7 +31,7 @@ step() {  # step NAME TIMEOUT CMD...: runs, logs, prints the tail and the exit s
 }
 nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 step configure 240 cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
-  -DCMAKE_CUDA_COMPILER="$nvcc" -DHEADSCOPE_BENCH=ON || exit 1
+  -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_PREFIX_PATH="$CMAKE_PREFIX_PATH" -DHEADSCOPE_BENCH=ON || exit 1
 step build 420 cmake --build build-cuda -j16 --target hs_kernels_cuda_tests || exit 1
 step build_bench 120 cmake --build build-cuda -j16 --target hs_attention_cuda_bench
 bin=build-cuda/tests/kernels_cuda
