@@ -59,7 +59,7 @@ class ForwardCommand : public Command {
     fo.hooks = &hooks;
     fo.record = &record;
     auto cache = model->newCache(n);
-    const auto logits = model->forward(ids, cache, fo).contiguous();
+    const auto logits = model->forward(ids, cache, fo).to(at::kCPU).contiguous();
 
     writeNpy((fs::path(outDir_) / "logits.npy").string(), logits.data_ptr<float>(), {n, c.vocabSize});
     std::vector<int64_t> ids64(ids.begin(), ids.end());
