@@ -67,10 +67,10 @@ TEST_CASE("tokenize prints HF's ids", "[cli]") {
 TEST_CASE("info describes a checkpoint", "[cli]") {
   const auto r = headscope("info --model " + modelDir("qwen3_qknorm"));
   CHECK(r.code == 0);
-  CHECK_THAT(r.out, Catch::Matchers::Contains("qwen3"));
-  CHECK_THAT(r.out, Catch::Matchers::Contains("kv heads:       1"));
-  CHECK_THAT(r.out, Catch::Matchers::Contains("head_dim:       32"));
-  CHECK_THAT(r.out, Catch::Matchers::Contains("BF16"));
+  CHECK_THAT(r.out, hs::test::HasSubstring("qwen3"));
+  CHECK_THAT(r.out, hs::test::HasSubstring("kv heads:       1"));
+  CHECK_THAT(r.out, hs::test::HasSubstring("head_dim:       32"));
+  CHECK_THAT(r.out, hs::test::HasSubstring("BF16"));
 }
 
 TEST_CASE("forward --dump writes HF's logits and attention as .npy", "[cli]") {
@@ -135,7 +135,7 @@ TEST_CASE("bad invocations exit 2, bad inputs exit 1, with the culprit named", "
     INFO("headscope " << row.args);
     const auto r = headscope(row.args, row.env);
     CHECK(r.code == row.code);
-    CHECK_THAT(r.out, Catch::Matchers::Contains(row.fragment));
+    CHECK_THAT(r.out, hs::test::HasSubstring(row.fragment));
   }
 }
 
@@ -144,5 +144,5 @@ TEST_CASE("a prompt longer than max_position_embeddings is refused", "[cli][erro
   for (int i = 0; i < 300; ++i) ids += " 5";  // llama3_bpe allows 256 positions
   const auto r = headscope("forward --model " + modelDir("llama3_bpe") + " --ids " + quote(ids) + " --dump /tmp/hs_cli_long");
   CHECK(r.code == 2);
-  CHECK_THAT(r.out, Catch::Matchers::Contains("max_position_embeddings"));
+  CHECK_THAT(r.out, hs::test::HasSubstring("max_position_embeddings"));
 }
