@@ -22,6 +22,7 @@
 #include "bench/bench_model_dir.h"
 #include "bench/direct_forward.h"
 #include "bench/host_measures.h"
+#include "tests/remove_tree.h"
 #include "inference/formats/checkpoint.h"
 #include "inference/models/model.h"
 #include "kernels/core/error.h"
@@ -309,8 +310,8 @@ struct ModelDirs {
   ~ModelDirs() {
     if (keep) return;
     std::error_code ignored;
-    std::filesystem::remove_all(root + "/f32", ignored);
-    std::filesystem::remove_all(root + "/bf16", ignored);
+    hs::test::removeTree(root + "/f32");
+    hs::test::removeTree(root + "/bf16");
     if (ownsRoot) std::filesystem::remove(root, ignored);
   }
 };

@@ -13,6 +13,7 @@
 
 #include "kernels/core/error.h"
 #include "tests/catch.hpp"
+#include "tests/remove_tree.h"
 
 namespace hs::test {
 
@@ -25,8 +26,7 @@ class ScratchDir {
     path_ = tmpl;
   }
   ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    removeTree(path_);
   }
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "inference/tokenizers/byte_level.h"
+#include "tests/remove_tree.h"
 
 namespace hs::test {
 
@@ -21,8 +22,7 @@ class TempDir {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    removeTree(path_);
   }
   std::string str() const { return path_.string(); }
   std::string file(const std::string& name) const { return (path_ / name).string(); }
