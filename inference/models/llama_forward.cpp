@@ -57,7 +57,8 @@ at::Tensor Model::embed(const std::vector<TokenId>& ids) const {
   return at::embedding(embedding_, idx);
 }
 
-at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int64_t pos0, const ForwardOptions& o) {
+at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int64_t pos0, const RopeTables& rope,
+                                 const ForwardOptions& o) {
   const auto& w = layers_[static_cast<size_t>(l)];
   const auto& c = config_;
   const int64_t n = x.size(0), heads = c.numHeads, kvHeads = c.numKvHeads, dim = c.headDim;
@@ -68,10 +69,8 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
     q = rmsNorm(q, w.qNorm, c.rmsNormEps);
     k = rmsNorm(k, w.kNorm, c.rmsNormEps);
   }
-  const auto positions = at::arange(pos0, pos0 + n, at::kLong).to(x.device());
-  const auto invFreq = ropeInverseFrequencies(c, pos0 + n).to(x.device());
-  q = tap({Hook::Q, l}, applyRope(q.transpose(0, 1), positions, invFreq), o);
-  k = tap({Hook::K, l}, applyRope(k.transpose(0, 1), positions, invFreq), o);
+  q = tap({Hook::Q, l}, applyRope(q.transpose(0, 1), rope), o);
+  k = tap({Hook::K, l}, applyRope(k.transpose(0, 1), rope), o);
   v = tap({Hook::V, l}, v.transpose(0, 1).contiguous(), o);
   const auto [keys, values] = cache.append(l, k, v);
 
@@ -108,11 +107,12 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
         "layer range out of bounds", {}, "layers");
   Progress local;
   Progress& progress = o.progress ? *o.progress : local;
+  const RopeTables rope = ropeTables(config_, pos0, h.size(0), h.device(), h.scalar_type());
   for (int l = first; l < last; ++l) {
     progress.throwIfCancelled("layer " + std::to_string(l));
     const auto& w = layers_[static_cast<size_t>(l)];
     h = tap({Hook::ResidPre, l}, h, o);
-    const auto attn = tap({Hook::AttnOut, l}, attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, o), o);
+    const auto attn = tap({Hook::AttnOut, l}, attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, rope, o), o);
     h = tap({Hook::ResidMid, l}, h + attn, o);
     const auto x = rmsNorm(h, w.postNorm, config_.rmsNormEps);
     const auto act = at::silu(linear(x, w.gate, w.gateBias)) * linear(x, w.up, w.upBias);

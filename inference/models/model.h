@@ -16,6 +16,7 @@
 namespace hs {
 
 class Checkpoint;
+struct RopeTables;
 
 struct LoadOptions {
   std::string device = "cpu";  // "cpu" (float32 compute) or "cuda[:N]" (when built with CUDA)
@@ -74,7 +75,7 @@ class Model {
 
  private:
   Model() = default;
-  at::Tensor attentionBlock(int layer, const at::Tensor& x, KvCache& cache, int64_t pos0,
+  at::Tensor attentionBlock(int layer, const at::Tensor& x, KvCache& cache, int64_t pos0, const RopeTables& rope,
                             const ForwardOptions& options);
   at::Tensor tap(const TapPoint& p, at::Tensor value, const ForwardOptions& options) const;
 

@@ -34,16 +34,20 @@ at::Tensor ropeInverseFrequencies(const ModelConfig& c, int64_t seqLen) {
   return invFreq;
 }
 
-at::Tensor applyRope(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& invFreq) {
-  const int64_t rot = invFreq.numel() * 2;
-  // Angles in float64 then cast, like transformers computes them in float32 from float32 inv_freq:
-  // float32 here matches its rounding for positions < 2^24.
-  const auto freqs = at::outer(positions.to(at::kFloat), invFreq.to(at::kFloat));  // [n, rot/2]
+RopeTables ropeTables(const ModelConfig& config, int64_t pos0, int64_t n, at::Device device, at::ScalarType dtype) {
+  const auto invFreq = ropeInverseFrequencies(config, pos0 + n).to(at::kFloat);
+  // Angles in float32 like transformers (inv_freq float32 @ positions float32).
+  const auto positions = at::arange(pos0, pos0 + n, at::kLong).to(at::kFloat);
+  const auto freqs = at::outer(positions, invFreq);  // [n, rot/2]
   const auto emb = at::cat({freqs, freqs}, -1);
-  const auto cos = emb.cos().to(x.scalar_type()).unsqueeze(0), sin = emb.sin().to(x.scalar_type()).unsqueeze(0);
+  return {emb.cos().to(device, dtype).unsqueeze(0), emb.sin().to(device, dtype).unsqueeze(0)};
+}
+
+at::Tensor applyRope(const at::Tensor& x, const RopeTables& t) {
+  const int64_t rot = t.cos.size(-1);
   const auto xr = x.narrow(-1, 0, rot);
   const auto x1 = xr.narrow(-1, 0, rot / 2), x2 = xr.narrow(-1, rot / 2, rot / 2);
-  const auto rotated = xr * cos + at::cat({x2.neg(), x1}, -1) * sin;
+  const auto rotated = xr * t.cos + at::cat({x2.neg(), x1}, -1) * t.sin;
   if (rot == x.size(-1)) return rotated;
   return at::cat({rotated, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
 }

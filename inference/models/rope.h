@@ -11,7 +11,14 @@ namespace hs {
 // "dynamic" (NTK), which transformers recomputes from the largest position of each call.
 at::Tensor ropeInverseFrequencies(const ModelConfig& config, int64_t seqLen);
 
-// Rotates x [heads, n, D] at positions [n] (int64) in place of a copy; returns the rotated tensor.
-at::Tensor applyRope(const at::Tensor& x, const at::Tensor& positions, const at::Tensor& invFreq);
+// cos/sin [1, n, rotaryDim] for the positions of one forward call, in the compute dtype: built once
+// per call and shared by q and k of every layer.
+struct RopeTables {
+  at::Tensor cos, sin;
+};
+RopeTables ropeTables(const ModelConfig& config, int64_t pos0, int64_t n, at::Device device, at::ScalarType dtype);
+
+// Rotates the first rotaryDim dims of x [heads, n, D]; returns the rotated tensor.
+at::Tensor applyRope(const at::Tensor& x, const RopeTables& tables);
 
 }  // namespace hs
