@@ -158,10 +158,11 @@ at::Tensor attentionCpu(const AttentionCall& c, LayerStats* statsOut) {
     const auto kpos = at::arange(nk, at::kLong).unsqueeze(0);
     auto visible = kpos <= qpos.unsqueeze(1);
     if (c.slidingWindow > 0) visible = visible & (kpos > qpos.unsqueeze(1) - c.slidingWindow);
-    at::Tensor allowed = visible.unsqueeze(0).expand({heads, rows, nk});
+    // [1, rows, nk] shared by every head (broadcast), [H, rows, nk] once a head has its own mask.
+    at::Tensor allowed = visible.unsqueeze(0);
     if (edits) {
       if (!edits->masks.empty()) {
-        allowed = allowed.clone();
+        allowed = allowed.expand({heads, rows, nk}).clone();
         for (const auto& [h, m] : edits->masks) allowed[h].logical_and_(headMaskVisibility(m, qpos, nk));
       }
       for (const auto& b : edits->biases) {
@@ -185,7 +186,7 @@ at::Tensor attentionCpu(const AttentionCall& c, LayerStats* statsOut) {
       for (const auto& m : edits->mixes) {
         // The streaming half sees the head's masks and biases too; a row left without keys gives 0.
         const auto window =
-            headMaskVisibility(HeadMask::sinkWindow(m.sink, m.window), qpos, nk).logical_and(allowed[m.head]);
+            headMaskVisibility(HeadMask::sinkWindow(m.sink, m.window), qpos, nk).logical_and(allowed[allowed.size(0) == 1 ? 0 : m.head]);
         auto streamProbs = at::softmax(logits[m.head].masked_fill(window.logical_not(), kNegInf), -1);
         streamProbs = at::where(window.any(-1, true), streamProbs, at::zeros_like(streamProbs));
         const auto streamOut = at::mm(streamProbs, v[m.head / group]);
