@@ -14,6 +14,7 @@
 
 #include "kernels/attention/attention.h"
 #include "kernels/core/error.h"
+#include "kernels/core/torch_compat.h"
 #include "kernels/cuda/attention_kernels.h"
 
 namespace hs::kernels {
@@ -22,6 +23,7 @@ namespace {
 namespace kc = hs::kernels::cuda;
 
 thread_local bool tPoison = false;
+thread_local cuda::KernelPath tPath = cuda::KernelPath::Auto;
 
 kc::ElemType elemType(at::ScalarType t) {
   return t == at::kHalf ? kc::ElemType::F16 : t == at::kBFloat16 ? kc::ElemType::BF16 : kc::ElemType::F32;
@@ -124,24 +126,37 @@ DeviceEdits buildEdits(const LayerEdits& e, int64_t heads, int64_t nk, at::Devic
   return d;
 }
 
-// Statistics of the call on the device, returned as float32 CPU tensors.
-LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
-                        at::Device dev, cudaStream_t stream) {
+// The statistics of one call while they live on the device: the LayerStats tensors (device) and the
+// raw pointers the kernels fill.
+struct DeviceStats {
+  LayerStats s;
+  kc::StatsParams sp;
+  at::Tensor poolIndex, poolSum;
+};
+
+// Allocates the statistics of the call on the device (before the forward, which may fill the row
+// statistics itself).
+DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
+                          at::Device dev, bool columnsWritten) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
-  LayerStats s;
+  DeviceStats d;
+  LayerStats& s = d.s;
   s.entropy = written({H, nq}, f), s.streamMass = written({H, nq}, f), s.waad = written({H, nq}, f);
   s.meanDistance = written({H, nq}, f), s.top1Prob = written({H, nq}, f);
   s.top1Pos = written({H, nq}, f.dtype(at::kLong));
-  s.colSum = at::zeros({H, nk}, f), s.colSumBand = at::zeros({H, nk}, f);
-  kc::StatsParams sp;
+  // The CUDA-core pass adds into the column sums (atomics); the tensor-core pass writes every column.
+  s.colSum = columnsWritten ? written({H, nk}, f) : at::zeros({H, nk}, f);
+  s.colSumBand = columnsWritten ? written({H, nk}, f) : at::zeros({H, nk}, f);
+  kc::StatsParams& sp = d.sp;
   sp.streamSink = req.streamSink, sp.streamWindow = req.streamWindow, sp.distanceCap = req.distanceCap;
   sp.bandLo = req.bandLo, sp.bandHi = req.bandHi;
   sp.entropy = s.entropy.data_ptr<float>(), sp.streamMass = s.streamMass.data_ptr<float>();
   sp.waad = s.waad.data_ptr<float>(), sp.meanDistance = s.meanDistance.data_ptr<float>();
   sp.top1Prob = s.top1Prob.data_ptr<float>(), sp.top1Pos = s.top1Pos.data_ptr<int64_t>();
   sp.colSum = s.colSum.data_ptr<float>(), sp.colSumBand = s.colSumBand.data_ptr<float>();
-  at::Tensor poolIndex, poolSum;
+  at::Tensor& poolIndex = d.poolIndex;
+  at::Tensor& poolSum = d.poolSum;
   if (req.poolBlock > 0) {
     std::vector<int32_t> index(H, -1);
     int32_t slots = 0;
@@ -154,7 +169,21 @@ LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, i
     sp.poolBlock = b, sp.poolRows = rows, sp.poolCols = cols, sp.poolIndex = ptr<int32_t>(poolIndex);
     sp.poolMax = s.poolMax.data_ptr<float>(), sp.poolSum = poolSum.data_ptr<float>();
   }
-  kc::launchAttentionStats(p, sp, stream);
+  return d;
+}
+
+// Runs the statistics passes after the forward and returns the statistics as float32 CPU tensors.
+// tensorCores: the forward already wrote the row statistics; the column pass runs on tensor cores.
+LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
+                       at::Device dev, cudaStream_t stream, bool tensorCores) {
+  const int64_t H = p.heads, nq = p.nq, nk = p.nk;
+  const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
+  LayerStats& s = d.s;
+  const at::Tensor& poolSum = d.poolSum;
+  if (tensorCores)
+    kc::launchColumnStatsTc(p, d.sp, stream);
+  else
+    kc::launchAttentionStats(p, d.sp, stream);
 
   s.sinkFirst = written({H, nq}, f);
   const auto first = upload(std::vector<int64_t>{0}, dev);
@@ -202,7 +231,23 @@ LayerStats computeStats(const StatsRequest& req, const kc::AttentionParams& p, i
   for (at::Tensor* t : {&s.sinkFirst, &s.sinkSet, &s.entropy, &s.streamMass, &s.waad, &s.meanDistance,
                         &s.top1Pos, &s.top1Prob, &s.colSum, &s.colSumBand, &s.targetMass})
     *t = t->cpu();
-  return s;
+  return std::move(s);
+}
+
+// A call with nothing to observe or change: LibTorch's fused attention (FlashAttention on Hopper) when
+// its causal convention fits (all queries of a prefill, or one decode query seeing every key) and no
+// sliding window cuts in; undefined otherwise. Returns [H, nq, D] in q's dtype.
+at::Tensor plainFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t queryStart,
+                               int64_t slidingWindow, double scale) {
+  const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2), kvHeads = k.size(0);
+  if (queryStart + nq != nk || (slidingWindow > 0 && nk > slidingWindow) || nq == 0) return {};
+  if (nq == 1) {  // decode: the G query heads of a KV head are G rows that see every key, no mask
+    const auto out = compat::scaledDotProductAttention(q.reshape({1, kvHeads, H / kvHeads, D}), k.unsqueeze(0),
+                                                       v.unsqueeze(0), {}, scale);
+    return out.reshape({H, 1, D});
+  }
+  if (nq != nk) return {};
+  return compat::causalAttentionGqa(q, k, v, scale);
 }
 
 at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
@@ -216,6 +261,10 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   const at::Tensor q = unitLast(c.q), k = unitLast(c.k), v = unitLast(c.v);
   const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2);
   const LayerEdits* edits = (c.edits && !c.edits->empty()) ? c.edits : nullptr;
+  if (!edits && !c.stats && tPath == kc::KernelPath::Auto) {
+    at::Tensor fused = plainFusedAttention(q, k, v, c.queryStart, c.slidingWindow, c.scale);
+    if (fused.defined()) return fused;
+  }
   const bool act = edits && !edits->attenuations.empty(), mix = edits && !edits->mixes.empty();
   const bool post = act || mix;  // these rewrite the output after the forward: keep it in float32
 
@@ -245,10 +294,18 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
     actOn = written({H, nq}, f), actOff = written({H, nq}, f);
     p.actOn = actOn.data_ptr<float>(), p.actOff = actOff.data_ptr<float>();
   }
-  kc::launchAttentionForward(p, stream);
+  // Tensor cores for bf16/fp16 at head_dim 64/128 without ACT; pooled maps need the CUDA-core statistics.
+  const bool pooled = c.stats && c.stats->poolBlock > 0;
+  const bool tensorCores = tPath != kc::KernelPath::CudaCores && kc::tensorCoreEligible(p) && !pooled;
+  DeviceStats ds;
+  if (c.stats) ds = allocateStats(*c.stats, p, c.queryStart, dev, tensorCores);
+  if (tensorCores)
+    kc::launchAttentionForwardTc(p, c.stats ? &ds.sp : nullptr, stream);
+  else
+    kc::launchAttentionForward(p, stream);
 
   if (act) kc::launchAttenuationFixup(p, ptr<int64_t>(de.attStart), ptr<int64_t>(de.attKeys), stream);
-  if (c.stats) *statsOut = computeStats(*c.stats, p, c.queryStart, dev, stream);
+  if (c.stats) *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, stream, tensorCores);
 
   if (mix) {  // streaming half: same logits (bias, masks) restricted to sink + window, no ACT
     std::vector<int32_t> heads;
@@ -264,7 +321,10 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
     sp.numHeads = static_cast<int>(heads.size());
     sp.attenuated = nullptr, sp.beta = nullptr, sp.actOn = nullptr, sp.actOff = nullptr;
     sp.out = streamOut.data_ptr(), sp.outType = kc::ElemType::F32, sp.rowLse2 = streamLse.data_ptr<float>();
-    kc::launchAttentionForward(sp, stream);
+    if (tensorCores && kc::tensorCoreEligible(sp))
+      kc::launchAttentionForwardTc(sp, nullptr, stream);
+    else
+      kc::launchAttentionForward(sp, stream);
     for (const auto& m : edits->mixes) {
       const double a = m.alpha.detach().to(at::kCPU).to(at::kDouble).item<double>();
       out[m.head].mul_(a).add_(streamOut[m.head], 1.0 - a);
@@ -286,6 +346,12 @@ ScopedOutputPoisoning::ScopedOutputPoisoning() : previous_(tPoison) {
 }
 ScopedOutputPoisoning::~ScopedOutputPoisoning() {
   tPoison = previous_;
+}
+ScopedKernelPath::ScopedKernelPath(KernelPath path) : previous_(tPath) {
+  tPath = path;
+}
+ScopedKernelPath::~ScopedKernelPath() {
+  tPath = previous_;
 }
 }  // namespace cuda
 

@@ -22,6 +22,24 @@ class ScopedOutputPoisoning {
   bool previous_;
 };
 
+// Which kernels attentionCuda runs. Auto: LibTorch's fused attention for calls without edits or
+// statistics (when its causal convention fits), the tensor-core kernels where eligible (bf16/fp16,
+// head_dim 64/128, no ACT, no pooled maps), the CUDA-core kernels otherwise. TensorCores: never the
+// fused LibTorch path. CudaCores: only the CUDA-core kernels. Tests and benchmarks pin a path with it.
+enum class KernelPath { Auto, TensorCores, CudaCores };
+
+// While alive (on this thread), attentionCuda uses `path`.
+class ScopedKernelPath {
+ public:
+  explicit ScopedKernelPath(KernelPath path);
+  ~ScopedKernelPath();
+  ScopedKernelPath(const ScopedKernelPath&) = delete;
+  ScopedKernelPath& operator=(const ScopedKernelPath&) = delete;
+
+ private:
+  KernelPath previous_;
+};
+
 // Checks an AttentionCall against what the CUDA kernels support (devices, dtypes, head_dim <= 128,
 // at most one SinkWindow/Blocks mask, attenuation and mix per head); throws hs::Error naming the field.
 void validateCudaCall(const AttentionCall& call);

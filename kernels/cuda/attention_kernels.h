@@ -87,6 +87,15 @@ void launchAttentionForward(const AttentionParams& p, cudaStream_t stream);
 void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, const int64_t* keys,
                             cudaStream_t stream);
 
+// Tensor-core kernels (attention_tc.cu): bf16/fp16, head_dim 64 or 128, 16-byte aligned rows, no ACT.
+bool tensorCoreEligible(const AttentionParams& p);
+// Forward on tensor cores: writes p.out and p.rowLse2 and, when rowStats is given, its row statistics
+// (entropy, stream mass, WAAD, mean distance, top-1 probability and position) from the same launch.
+void launchAttentionForwardTc(const AttentionParams& p, const StatsParams* rowStats, cudaStream_t stream);
+// Column sums and band column sums on tensor cores, from the forward's rowLse2. Writes every column of
+// s.colSum / s.colSumBand (no zeroing needed); pooled maps are not computed here.
+void launchColumnStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
+
 // Statistics pass over the probabilities defined by p (needs the forward's rowLse2 and ACT masses).
 void launchAttentionStats(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
 
