@@ -7,6 +7,7 @@
 #include <cmath>
 #include <optional>
 
+#include "inference/models/hybrid_attention.h"
 #include "inference/models/model.h"
 #include "inference/models/rope.h"
 #include "kernels/core/error.h"
@@ -24,6 +25,19 @@ at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+// Streaming heads read a compact cache that the instrumented kernels do not take yet.
+void refuseHybridInstrumentation(int l, const ForwardOptions& o) {
+  if (!o.hooks) return;
+  const std::string where = "layer " + std::to_string(l) + " has streaming heads in its hybrid KV cache";
+  const auto e = o.hooks->edits.find(l);
+  check(e == o.hooks->edits.end() || e->second.empty(), ErrorKind::Unsupported,
+        "attention edits are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.edits");
+  check(!o.hooks->stats || !(o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l)), ErrorKind::Unsupported,
+        "attention statistics are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.stats");
+  check(!o.hooks->probe, ErrorKind::Unsupported,
+        "probability probes are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.probe");
 }
 
 bool wantsGrad(const ForwardOptions& o) {
@@ -72,6 +86,13 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   q = tap({Hook::Q, l}, applyRope(q.transpose(0, 1), rope), o);
   k = tap({Hook::K, l}, applyRope(k.transpose(0, 1), rope), o);
   v = tap({Hook::V, l}, v.transpose(0, 1).contiguous(), o);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  if (cache.streamingHeads(l) > 0) {
+    refuseHybridInstrumentation(l, o);
+    const auto view = cache.stage(l, k, v, c.groupSize());
+    auto z = tap({Hook::HeadOut, l}, hybridAttention(q, view, cache.layout(), pos0, scale).transpose(0, 1), o);
+    return linear(z.reshape({n, heads * dim}), w.o, w.oBias);
+  }
   const auto [keys, values] = cache.append(l, k, v);
 
   kernels::AttentionCall call;
@@ -79,7 +100,7 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   call.k = keys;
   call.v = values;
   call.queryStart = pos0;
-  call.scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  call.scale = scale;
   call.slidingWindow = c.slidingWindow.empty() ? 0 : c.slidingWindow[static_cast<size_t>(l)];
   kernels::LayerStats stats;
   bool withStats = false;
@@ -101,6 +122,21 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   return linear(z.reshape({n, heads * dim}), w.o, w.oBias);
 }
 
+at::Tensor Model::mlp(const LayerWeights& w, const at::Tensor& x, int64_t chunkTokens) const {
+  auto run = [&](const at::Tensor& xs) {
+    return linear(at::silu(linear(xs, w.gate, w.gateBias)) * linear(xs, w.up, w.upBias), w.down, w.downBias);
+  };
+  const int64_t n = x.size(0);
+  if (chunkTokens <= 0 || n <= chunkTokens) return run(x);
+  // A long prompt: [chunk, intermediate] x 3 at a time instead of [N, intermediate] x 3.
+  auto out = at::empty({n, config_.hiddenSize}, x.options());
+  for (int64_t s = 0; s < n; s += chunkTokens) {
+    const int64_t len = std::min(chunkTokens, n - s);
+    out.narrow(0, s, len).copy_(run(x.narrow(0, s, len)));
+  }
+  return out;
+}
+
 at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, int64_t pos0,
                             const ForwardOptions& o) {
   check(0 <= first && first <= last && last <= config_.numLayers, ErrorKind::InvalidArgument,
@@ -108,21 +144,29 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
   Progress local;
   Progress& progress = o.progress ? *o.progress : local;
   const RopeTables rope = ropeTables(config_, pos0, h.size(0), h.device(), h.scalar_type());
+  // One finiteness flag per layer, read once after the last layer: a read per layer would stall the
+  // GPU's queue 32 times per decode step.
+  std::vector<at::Tensor> finite;
   for (int l = first; l < last; ++l) {
     progress.throwIfCancelled("layer " + std::to_string(l));
     const auto& w = layers_[static_cast<size_t>(l)];
     h = tap({Hook::ResidPre, l}, h, o);
     const auto attn = tap({Hook::AttnOut, l}, attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, rope, o), o);
     h = tap({Hook::ResidMid, l}, h + attn, o);
-    const auto x = rmsNorm(h, w.postNorm, config_.rmsNormEps);
-    const auto act = at::silu(linear(x, w.gate, w.gateBias)) * linear(x, w.up, w.upBias);
-    const auto mlp = tap({Hook::MlpOut, l}, linear(act, w.down, w.downBias), o);
-    h = tap({Hook::ResidPost, l}, h + mlp, o);
-    check(h.isfinite().all().item<bool>(), ErrorKind::Numerical,
-          "hidden state became NaN/Inf in layer " + std::to_string(l) +
-              " (check the weights of that layer, e.g. with --check-weights)",
-          dir_, "model.layers." + std::to_string(l));
+    const auto out = tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
+    h = tap({Hook::ResidPost, l}, h + out, o);
+    finite.push_back(h.isfinite().all());
     progress.report(static_cast<double>(l + 1) / static_cast<double>(config_.numLayers), "forward");
+  }
+  if (!finite.empty()) {
+    const auto flags = at::stack(finite).to(at::kCPU);
+    if (!flags.all().item<bool>()) {
+      const int bad = first + static_cast<int>(flags.logical_not().nonzero()[0][0].item<int64_t>());
+      throw Error(ErrorKind::Numerical,
+                  "hidden state became NaN/Inf in layer " + std::to_string(bad) +
+                      " (check the weights of that layer, e.g. with --check-weights)",
+                  dir_, "model.layers." + std::to_string(bad));
+    }
   }
   return h;
 }
@@ -133,19 +177,46 @@ at::Tensor Model::unembed(const at::Tensor& h, const ForwardOptions& o) const {
 }
 
 at::Tensor Model::forward(const std::vector<TokenId>& ids, KvCache& cache, const ForwardOptions& o) {
-  checkRequest(ids, cache.length());
+  const MemoryCheck planned = checkRequest(ids, cache, o);
   check(!o.hooks || o.record || (o.hooks->record.empty() && !o.hooks->stats), ErrorKind::InvalidArgument,
         "hooks record statistics or activations but no ForwardRecord was given", {}, "forward");
   std::optional<at::NoGradGuard> noGrad;
   if (!wantsGrad(o)) noGrad.emplace();
   const int64_t pos0 = cache.length(), n = static_cast<int64_t>(ids.size());
-  auto h = runLayers(embed(ids), 0, static_cast<int>(config_.numLayers), cache, pos0, o);
-  cache.commit(n);
-  if (!o.allLogits) h = h.narrow(0, n - 1, 1);
-  auto logits = unembed(h, o);
-  check(logits.isfinite().all().item<bool>(), ErrorKind::Numerical,
-        "logits contain NaN/Inf (lm_head or final norm weights?)", dir_, "lm_head.weight");
-  return logits;
+  // The cache keeps what it had if anything below fails (staged streaming entries are dropped).
+  struct DropStagedOnUnwind {
+    KvCache& cache;
+    bool done = false;
+    ~DropStagedOnUnwind() {
+      if (!done) cache.discardStaged();
+    }
+  } guard{cache};
+  try {
+    if (n > 1) cache.reserve(pos0 + n);  // a prompt: exactly, not the doubling that decode steps use
+    auto h = runLayers(embed(ids), 0, static_cast<int>(config_.numLayers), cache, pos0, o);
+    cache.commit(n);
+    guard.done = true;
+    if (!o.allLogits) h = h.narrow(0, n - 1, 1);
+    auto logits = unembed(h, o);
+    check(logits.isfinite().all().item<bool>(), ErrorKind::Numerical,
+          "logits contain NaN/Inf (lm_head or final norm weights?)", dir_, "lm_head.weight");
+    return logits;
+  } catch (const c10::OutOfMemoryError& e) {
+    throw outOfMemoryDuringForward(n, planned, e.what_without_backtrace());
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::OutOfMemory) throw;
+    throw outOfMemoryDuringForward(n, planned, e.what());
+  }
+}
+
+Error Model::outOfMemoryDuringForward(int64_t tokens, const MemoryCheck& planned, const std::string& cause) const {
+  const std::string first = cause.substr(0, cause.find('\n'));
+  return Error(ErrorKind::OutOfMemory,
+               std::to_string(tokens) + " tokens ran out of memory on " + device().str() +
+                   " during the forward although the estimate (about " + std::to_string(planned.needBytes >> 20) +
+                   " MiB, " + std::to_string(planned.freeBytes >> 20) +
+                   " MiB free) let them run; fewer tokens would fit. Cause: " + first,
+               {}, "prompt");
 }
 
 }  // namespace hs

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -45,22 +46,6 @@ at::Tensor toComputeTensor(const TensorView& tv, at::Device device, at::ScalarTy
   return view.to(device, dtype);
 }
 
-// Bytes the OS says can still be allocated (MemAvailable), capped by HEADSCOPE_HOST_MEMORY_MB
-// (for sharing a machine, and for tests); 0 when unknown.
-int64_t availableHostBytes() {
-  int64_t avail = 0;
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  int64_t kb = 0;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") avail = kb * 1024;
-  if (const char* cap = std::getenv("HEADSCOPE_HOST_MEMORY_MB")) {
-    const int64_t capBytes = std::atoll(cap) * (int64_t{1} << 20);
-    if (capBytes > 0) avail = avail > 0 ? std::min(avail, capBytes) : capBytes;
-  }
-  return avail;
-}
-
 at::Tensor* weightSlot(LayerWeights& w, const std::string& slot) {
   static const std::map<std::string, at::Tensor LayerWeights::*> slots{
       {"inputNorm", &LayerWeights::inputNorm}, {"postNorm", &LayerWeights::postNorm},
@@ -95,6 +80,17 @@ at::Device parseDevice(const std::string& name) {
   }
 }
 
+// The compute dtype asked for, or the device's default (float32 on the CPU, bfloat16 on CUDA).
+at::ScalarType computeDtypeFor(const LoadOptions& o, at::Device device) {
+  if (!o.dtype) return device.is_cpu() ? at::kFloat : at::kBFloat16;
+  const at::ScalarType t = *o.dtype;
+  check(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf, ErrorKind::InvalidArgument,
+        std::string("compute dtype ") + c10::toString(t) + " is not one of float32, bfloat16, float16", {}, "dtype");
+  check(!(t == at::kHalf && device.is_cpu()), ErrorKind::Unsupported,
+        "float16 compute needs a CUDA device (on the CPU use float32 or bfloat16)", {}, "dtype");
+  return t;
+}
+
 }  // namespace
 
 Model::~Model() = default;
@@ -112,7 +108,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   check(isLlamaFamily(c.modelType), ErrorKind::Unsupported,
         "model_type '" + c.modelType + "' is not supported (llama, mistral, qwen2, qwen3)", c.path, "model_type");
   const at::Device device = parseDevice(options.device);
-  m->computeDtype_ = device.is_cpu() ? at::kFloat : at::kBFloat16;
+  m->computeDtype_ = computeDtypeFor(options, device);
 
   m->checkpoint_ = std::make_shared<Checkpoint>(Checkpoint::open(dir));
   const Checkpoint& ckpt = *m->checkpoint_;
@@ -184,41 +180,113 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   return m;
 }
 
-KvCache Model::newCache(int64_t tokens) const {
+std::unique_ptr<Model> Model::randomInit(const ModelConfig& c, const LoadOptions& options, uint64_t seed,
+                                         double initStd) {
+  const std::string src = c.path.empty() ? "random model config" : c.path;
+  check(isLlamaFamily(c.modelType), ErrorKind::InvalidArgument,
+        "model_type '" + c.modelType + "' is not supported (llama, mistral, qwen2, qwen3)", src, "model_type");
+  check(c.hiddenSize > 0 && c.intermediateSize > 0 && c.numLayers > 0 && c.vocabSize > 0 && c.maxPositions > 0,
+        ErrorKind::InvalidArgument, "sizes must be positive", src, "hidden_size");
+  check(c.numHeads > 0 && c.numKvHeads > 0 && c.numHeads % c.numKvHeads == 0, ErrorKind::InvalidArgument,
+        "num_attention_heads must be a positive multiple of num_key_value_heads", src, "num_key_value_heads");
+  check(c.headDim > 0 && c.headDim % 2 == 0, ErrorKind::InvalidArgument, "head_dim must be positive and even", src,
+        "head_dim");
+  check(c.slidingWindow.empty() || static_cast<int64_t>(c.slidingWindow.size()) == c.numLayers,
+        ErrorKind::InvalidArgument, "needs one sliding window entry per layer", src, "sliding_window");
+  check(initStd > 0, ErrorKind::InvalidArgument, "the init scale must be > 0", {}, "initStd");
+  Progress local;
+  Progress& progress = options.progress ? *options.progress : local;
+  const at::Device device = parseDevice(options.device);
+  std::unique_ptr<Model> m(new Model);
+  m->dir_ = "random weights (seed " + std::to_string(seed) + ")";
+  m->config_ = c;
+  m->computeDtype_ = computeDtypeFor(options, device);
+  m->storedDtype_ = "random";
+  m->layers_.resize(static_cast<size_t>(c.numLayers));
+
+  // A private copy of the device's default generator: seeded here, it leaves the global one alone.
+  at::Generator generator;
+  {
+    auto global = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(global.mutex());
+    generator = global.clone();
+  }
+  generator.set_current_seed(seed);
+  const auto opts = at::TensorOptions().dtype(m->computeDtype_).device(device);
+  const auto table = llamaFamilyTensors(c);
+  size_t done = 0;
+  for (const auto& e : table) {
+    progress.throwIfCancelled("initialising weights");
+    ++done;
+    if (e.need == TensorNeed::TiedToEmbedding) continue;
+    const bool isNorm = e.slot.find("Norm") != std::string::npos || e.slot == "final_norm";
+    const bool isBias = e.slot.find("Bias") != std::string::npos;
+    at::Tensor t = isNorm ? at::ones(e.shape, opts)
+                   : isBias ? at::zeros(e.shape, opts)
+                            : at::empty(e.shape, opts).normal_(0.0, initStd, generator);
+    m->parameterCount_ += t.numel();
+    if (e.slot == "embedding") m->embedding_ = t;
+    else if (e.slot == "final_norm") m->finalNorm_ = t;
+    else if (e.slot == "lm_head") m->lmHead_ = t;
+    else *weightSlot(m->layers_[static_cast<size_t>(e.layer)], e.slot) = t;
+    progress.report(static_cast<double>(done) / static_cast<double>(table.size()), "initialising weights");
+  }
+  if (!m->lmHead_.defined()) m->lmHead_ = m->embedding_;
+  return m;
+}
+
+KvCache Model::newCache(int64_t tokens, const HybridLayout& layout) const {
   KvCache cache(static_cast<int>(config_.numLayers), config_.numKvHeads, config_.headDim,
-                at::TensorOptions().dtype(computeDtype_).device(device()));
+                at::TensorOptions().dtype(computeDtype_).device(device()), layout);
+  // Renumbering the kept positions (HybridLayerView) preserves causality and the sink/window rule,
+  // not a sliding window's distances to the sink tokens.
+  for (int l = 0; l < cache.layers(); ++l)
+    check(cache.streamingHeads(l) == 0 || config_.slidingWindow.empty() ||
+              config_.slidingWindow[static_cast<size_t>(l)] == 0,
+          ErrorKind::Unsupported,
+          "layer " + std::to_string(l) + " has a sliding window of " +
+              std::to_string(config_.slidingWindow[static_cast<size_t>(l)]) +
+              " tokens; streaming heads are supported on full-attention layers only",
+          config_.path, "HybridLayout.streamingKvHeads[" + std::to_string(l) + "]");
   if (tokens > 0) cache.reserve(tokens);
   return cache;
 }
 
-void Model::checkRequest(const std::vector<TokenId>& ids, int64_t cachedTokens) const {
+MemoryCheck Model::checkRequest(const std::vector<TokenId>& ids, const KvCache& cache,
+                                const ForwardOptions& o) const {
   check(!ids.empty(), ErrorKind::InvalidArgument, "no tokens to run", {}, "ids");
   for (size_t i = 0; i < ids.size(); ++i)
     check(ids[i] >= 0 && ids[i] < config_.vocabSize, ErrorKind::InvalidArgument,
           "token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
               " is outside the vocabulary [0, " + std::to_string(config_.vocabSize) + ")",
           {}, "ids");
-  const int64_t total = cachedTokens + static_cast<int64_t>(ids.size());
+  const int64_t n = static_cast<int64_t>(ids.size()), total = cache.length() + n;
   // Dynamic NTK scaling exists to run past max_position_embeddings (transformers sets no limit).
   check(total <= config_.maxPositions || config_.rope.type == RopeType::Dynamic, ErrorKind::InvalidArgument,
         std::to_string(total) + " tokens exceed max_position_embeddings = " + std::to_string(config_.maxPositions),
         config_.path, "max_position_embeddings");
-  if (!device().is_cpu()) return;  // the CUDA path checks device memory itself
-  // Host memory: the cache for every token, activations of the new tokens, one attention block.
-  const int64_t elt = static_cast<int64_t>(c10::elementSize(computeDtype_));
-  const int64_t perCached = 2 * config_.numLayers * config_.numKvHeads * config_.headDim * elt;
-  const int64_t perNew = perCached + (8 * config_.hiddenSize + 3 * config_.intermediateSize + config_.vocabSize) * 4;
-  const int64_t fixed = int64_t{256} << 20;  // the rest of the process
-  const int64_t need = fixed + perCached * cachedTokens + perNew * static_cast<int64_t>(ids.size());
-  const int64_t avail = availableHostBytes();
-  if (avail > 0 && need > avail) {
-    const int64_t fit = std::max<int64_t>(0, (avail - fixed - perCached * cachedTokens) / perNew);
-    throw Error(ErrorKind::OutOfMemory,
-                std::to_string(ids.size()) + " tokens need about " + std::to_string(need >> 20) + " MiB but " +
-                    std::to_string(avail >> 20) + " MiB are available; about " + std::to_string(fit) +
-                    " tokens would fit",
-                {}, "prompt");
+
+  ForwardMemoryRequest r;
+  r.newTokens = n;
+  r.cachedTokens = cache.length();
+  r.cacheCapacity = cache.capacity();
+  r.cacheBytesPerToken = cache.bytesPerCapacityToken();
+  r.allLogits = o.allLogits;
+  r.mlpChunkTokens = o.mlpChunkTokens;
+  r.attentionBlockBytes = device().is_cpu() ? kernels::AttentionCall{}.maxBlockBytes : 0;
+  if (o.hooks) {
+    r.recordedTaps = static_cast<int64_t>(o.hooks->record.size());
+    if (o.hooks->stats) {
+      r.stats = true;
+      r.statsHeads = config_.numHeads;
+      r.poolBlock = o.hooks->stats->poolBlock;
+      r.poolHeads = o.hooks->stats->poolHeads.empty() ? config_.numHeads
+                                                      : static_cast<int64_t>(o.hooks->stats->poolHeads.size());
+    }
   }
+  const MemoryCheck m = checkForwardMemory(config_, computeDtype_, r, freeMemoryBytes(device()));
+  if (!m.fits) throw Error(ErrorKind::OutOfMemory, outOfMemoryMessage(n, m, device().str()), {}, "prompt");
+  return m;
 }
 
 }  // namespace hs

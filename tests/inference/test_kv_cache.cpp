@@ -1,0 +1,273 @@
+// The hybrid KV cache (DuoAttention streaming heads keep sink + window entries) against the
+// independent reference in tiny_model.cpp: a model decoding with the hybrid cache must give, at every
+// step, the logits of full attention in which the query heads of the streaming KV heads are
+// restricted to sink + window (HeadMask semantics), and bytes() must be the layout's formula.
+#include <ATen/ATen.h>
+
+#include <c10/util/Exception.h>
+
+#include "inference/models/model.h"
+#include "tests/inference/tiny_model.h"
+
+using namespace hs;
+using hs::test::TinySpec;
+
+namespace {
+
+std::vector<int64_t> randomIds(int64_t n, int64_t vocab, uint64_t seed) {
+  at::manual_seed(seed);
+  const auto t = at::randint(0, vocab, {n}, at::kLong);
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+}
+
+std::vector<TokenId> tokens(const std::vector<int64_t>& ids, size_t from, size_t to) {
+  return {ids.begin() + static_cast<std::ptrdiff_t>(from), ids.begin() + static_cast<std::ptrdiff_t>(to)};
+}
+
+double relErr(const at::Tensor& got, const at::Tensor& ref) {
+  return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
+}
+
+struct TinyModel {
+  TinySpec spec;
+  hs::test::Weights weights;
+  hs::test::ScratchDir dir;
+  std::unique_ptr<Model> model;
+  explicit TinyModel(TinySpec s) : spec(s), weights(hs::test::randomWeights(s)) {
+    hs::test::writeTinyModel(dir.path(), spec, weights);
+    LoadOptions o;
+    o.loadTokenizer = false;
+    model = Model::load(dir.path(), o);
+  }
+};
+
+// The reference's edits for a layout: every query head of a streaming KV head sees sink + window.
+hs::test::ReferenceEdits restrictStreamingHeads(const TinySpec& s, const HybridLayout& layout) {
+  hs::test::ReferenceEdits edits;
+  const int group = s.heads / s.kvHeads;
+  for (int l = 0; l < s.layers; ++l)
+    for (int g : layout.streamingKvHeads[static_cast<size_t>(l)])
+      for (int i = 0; i < group; ++i) edits.sinkWindow[{l, g * group + i}] = {layout.sink, layout.window};
+  return edits;
+}
+
+// The layout's bytes written out: per layer 2 (k, v) * 4 bytes * D * (full * len + streaming * kept).
+int64_t expectedBytes(const TinySpec& s, const HybridLayout& layout, int64_t len) {
+  int64_t entries = 0;
+  for (const auto& heads : layout.streamingKvHeads) {
+    const auto streaming = static_cast<int64_t>(heads.size());
+    entries += (s.kvHeads - streaming) * len + streaming * std::min(len, layout.sink + layout.window);
+  }
+  return 2 * 4 * s.headDim * entries;
+}
+
+struct Scenario {
+  std::string name;
+  TinySpec spec;
+  HybridLayout layout;
+  std::vector<size_t> prefills;  // lengths of the multi-token calls before decoding one by one
+};
+
+std::vector<Scenario> scenarios() {
+  TinySpec gqa;  // 4 query heads, 2 KV heads
+  gqa.seed = 21;
+  TinySpec mqa = gqa;
+  mqa.kvHeads = 1;
+  mqa.seed = 22;
+  TinySpec four = gqa;
+  four.kvHeads = 4;
+  four.layers = 3;
+  four.seed = 23;
+  HybridLayout a;
+  a.sink = 2, a.window = 3, a.streamingKvHeads = {{1}, {0}};
+  HybridLayout noSink = a;
+  noSink.sink = 0, noSink.window = 4;
+  HybridLayout allStreaming;  // layer 1 has no full head at all, layer 0 no streaming head
+  allStreaming.sink = 1, allStreaming.window = 5, allStreaming.streamingKvHeads = {{}, {0}};
+  HybridLayout scattered;
+  scattered.sink = 3, scattered.window = 2, scattered.streamingKvHeads = {{3, 0}, {1, 2}, {0, 1, 2}};
+  return {
+      {"GQA, prompt of 1 then decode", gqa, a, {1}},
+      {"GQA, prompt longer than sink + window", gqa, a, {9}},
+      {"GQA, chunked prompt across the eviction point", gqa, a, {4, 7}},
+      {"GQA, no sink", gqa, noSink, {6, 3}},
+      {"MQA, a layer of only streaming heads", mqa, allStreaming, {3, 8}},
+      {"4 KV heads, unsorted heads, window 2", four, scattered, {2, 5, 1}},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("hybrid decode equals full attention restricted to sink + window at every step", "[kv_cache][hybrid]") {
+  for (const auto& sc : scenarios()) {
+    INFO(sc.name);
+    TinyModel m(sc.spec);
+    const auto ids = randomIds(24, sc.spec.vocab, 31);
+    const auto ref = hs::test::referenceForward(sc.spec, m.weights, ids, restrictStreamingHeads(sc.spec, sc.layout));
+    const auto unrestricted = hs::test::referenceForward(sc.spec, m.weights, ids);
+    auto cache = m.model->newCache(0, sc.layout);
+    REQUIRE(cache.hybrid());
+    size_t done = 0;
+    auto expectRows = [&](const at::Tensor& logits, size_t from) {
+      CHECK(relErr(logits, ref.narrow(0, static_cast<int64_t>(from), logits.size(0))) < 1e-5);
+      CHECK(cache.bytes() == expectedBytes(sc.spec, sc.layout, cache.length()));
+    };
+    for (size_t chunk : sc.prefills) {
+      expectRows(m.model->forward(tokens(ids, done, done + chunk), cache), done);
+      done += chunk;
+    }
+    for (; done < ids.size(); ++done) expectRows(m.model->forward(tokens(ids, done, done + 1), cache), done);
+    CHECK(cache.length() == 24);
+    // The restriction matters on these inputs: the test would notice full attention.
+    CHECK(relErr(ref.narrow(0, 12, 12), unrestricted.narrow(0, 12, 12)) > 1e-3);
+  }
+}
+
+TEST_CASE("a hybrid cache stores the streaming heads compactly", "[kv_cache][hybrid]") {
+  const int64_t kvHeads = 8, dim = 16, layers = 3, tokensStored = 1000, sink = 4, window = 32;
+  const auto layout = HybridLayout::uniform(layers, {0, 2, 4, 6}, sink, window);
+  KvCache hybrid(layers, kvHeads, dim, at::kFloat, layout), full(layers, kvHeads, dim, at::kFloat);
+  hybrid.reserve(tokensStored);
+  full.reserve(tokensStored);
+  const auto k = at::randn({kvHeads, tokensStored, dim}), v = at::randn({kvHeads, tokensStored, dim});
+  for (int l = 0; l < layers; ++l) {
+    hybrid.stage(l, k, v, 4);
+    full.append(l, k, v);
+  }
+  hybrid.commit(tokensStored);
+  full.commit(tokensStored);
+  const int64_t perEntry = 2 * dim * 4;
+  CHECK(full.bytes() == layers * kvHeads * tokensStored * perEntry);
+  CHECK(hybrid.bytes() == layers * (4 * tokensStored + 4 * (sink + window)) * perEntry);
+  // The storage itself is separate and small, not a mask over full-size storage.
+  CHECK(full.allocatedBytes() == full.bytes());
+  CHECK(hybrid.allocatedBytes() == hybrid.bytes());
+  CHECK(static_cast<double>(full.bytes()) / static_cast<double>(hybrid.bytes()) > 1.9);
+}
+
+TEST_CASE("hybrid cache misuse gives errors that name the field", "[kv_cache][hybrid][errors]") {
+  TinySpec spec;
+  TinyModel m(spec);
+  struct Row {
+    std::string name;
+    HybridLayout layout;
+    std::string fragment;
+  };
+  HybridLayout base;
+  base.sink = 2, base.window = 3, base.streamingKvHeads = {{0}, {1}};
+  std::vector<Row> rows{
+      {"layer count", HybridLayout::uniform(3, {0}), "streamingKvHeads"},
+      {"head out of range", HybridLayout::uniform(2, {2}), "streamingKvHeads[0]"},
+      {"repeated head", HybridLayout::uniform(2, {1, 1}), "repeats"},
+      {"window", HybridLayout::uniform(2, {0}, 4, 0), "HybridLayout.window"},
+      {"sink", HybridLayout::uniform(2, {0}, -1, 4), "HybridLayout.sink"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.name);
+    try {
+      m.model->newCache(0, row.layout);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::InvalidArgument);
+      CHECK_THAT(e.what(), hs::test::HasSubstring(row.fragment));
+    }
+  }
+
+  auto expectUnsupported = [&](ForwardHooks hooks, const std::string& fragment) {
+    auto cache = m.model->newCache(0, base);
+    ForwardRecord rec;
+    ForwardOptions o;
+    o.hooks = &hooks;
+    o.record = &rec;
+    try {
+      m.model->forward({1, 2, 3}, cache, o);
+      FAIL("accepted " << fragment);
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::Unsupported);
+      CHECK_THAT(e.what(), hs::test::HasSubstring(fragment));
+      CHECK_THAT(e.what(), hs::test::HasSubstring("hybrid KV cache"));
+    }
+    CHECK(cache.length() == 0);
+  };
+  ForwardHooks stats;
+  stats.stats = kernels::StatsRequest{};
+  expectUnsupported(stats, "statistics");
+  ForwardHooks edits;
+  edits.edits[1].headScale = at::ones({4});
+  expectUnsupported(edits, "edits");
+  ForwardHooks probe;
+  probe.probe = [](int, int64_t, const at::Tensor&) {};
+  expectUnsupported(probe, "probes");
+  // Statistics of layers without streaming heads are fine.
+  HybridLayout layer1Only = base;
+  layer1Only.streamingKvHeads[0].clear();
+  auto cache = m.model->newCache(0, layer1Only);
+  ForwardHooks layer0;
+  layer0.stats = kernels::StatsRequest{};
+  layer0.statsLayers = {0};
+  ForwardRecord rec;
+  ForwardOptions o;
+  o.hooks = &layer0;
+  o.record = &rec;
+  m.model->forward({1, 2, 3}, cache, o);
+  CHECK(rec.stats.at(0).entropy.size(1) == 3);
+
+  // Sliding-window layers would need the true distances to the sink tokens.
+  TinySpec mistral;
+  mistral.modelType = "mistral";
+  mistral.slidingWindow = 5;
+  TinyModel sliding(mistral);
+  try {
+    sliding.model->newCache(0, base);
+    FAIL("accepted a sliding-window layer");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Unsupported);
+    CHECK_THAT(e.what(), hs::test::HasSubstring("sliding window"));
+  }
+
+  // Going back is possible until the ring evicted something.
+  auto ring = m.model->newCache(0, base);
+  m.model->forward({1, 2, 3, 4}, ring);
+  ring.truncate(2);
+  CHECK(ring.length() == 2);
+  m.model->forward({5, 6, 7, 8, 9, 10}, ring);
+  try {
+    ring.truncate(4);
+    FAIL("truncated after eviction");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Unsupported);
+    CHECK_THAT(e.what(), hs::test::HasSubstring("evicted"));
+  }
+}
+
+TEST_CASE("an allocator failure inside a forward leaves the hybrid cache as it was", "[kv_cache][hybrid][errors]") {
+  TinySpec spec;
+  spec.seed = 41;
+  TinyModel m(spec);
+  HybridLayout layout;
+  layout.sink = 1, layout.window = 3, layout.streamingKvHeads = {{0}, {1}};
+  const auto ids = randomIds(12, spec.vocab, 42);
+  const auto ref = hs::test::referenceForward(spec, m.weights, ids, restrictStreamingHeads(spec, layout));
+  auto cache = m.model->newCache(0, layout);
+  m.model->forward(tokens(ids, 0, 7), cache);
+
+  // Layer 0 has staged the new token when layer 1's tap fails the way the CUDA allocator does.
+  ForwardHooks failing;
+  failing.patch = {{Hook::ResidPre, 1}};
+  failing.tapFunction = [](const TapPoint&, const at::Tensor&) -> at::Tensor {
+    C10_THROW_ERROR(OutOfMemoryError, "CUDA out of memory. Tried to allocate 2.00 GiB");
+  };
+  ForwardOptions o;
+  o.hooks = &failing;
+  try {
+    m.model->forward(tokens(ids, 7, 8), cache, o);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::OutOfMemory);
+    CHECK_THAT(e.what(), hs::test::HasSubstring("1 tokens ran out of memory on cpu"));
+    CHECK_THAT(e.what(), hs::test::HasSubstring("Tried to allocate 2.00 GiB"));
+  }
+  CHECK(cache.length() == 7);
+  for (size_t i = 7; i < ids.size(); ++i)
+    CHECK(relErr(m.model->forward(tokens(ids, i, i + 1), cache), ref.narrow(0, static_cast<int64_t>(i), 1)) < 1e-5);
+}
