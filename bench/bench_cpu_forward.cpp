@@ -21,11 +21,12 @@
 
 #include "bench/bench_model_dir.h"
 #include "bench/direct_forward.h"
+#include "bench/every_statistic.h"
 #include "bench/host_measures.h"
-#include "tests/remove_tree.h"
 #include "inference/formats/checkpoint.h"
 #include "inference/models/model.h"
 #include "kernels/core/error.h"
+#include "tests/remove_tree.h"
 
 namespace hs::bench {
 namespace {
@@ -171,21 +172,6 @@ void benchOpen(const std::string& dir, const std::string& label, const BenchOpti
 
 // ---- forward ---------------------------------------------------------------------------------
 
-// Every statistic a StatsRequest can ask for, on every layer: the instrumented configuration.
-kernels::StatsRequest everyStatistic(int64_t n) {
-  kernels::StatsRequest s;
-  s.sinkSet = {0, 1, 2, 3};
-  s.poolBlock = 64;
-  kernels::TargetSet previous{"previous_token", {0}, {}};  // each query's preceding token
-  for (int64_t i = 0; i < n; ++i) {
-    if (i > 0) previous.keys.push_back(i - 1);
-    previous.rowStart.push_back(static_cast<int64_t>(previous.keys.size()));
-  }
-  s.targets.push_back(std::move(previous));
-  s.tiles.push_back({0, 0, std::min<int64_t>(n, 64), 0, std::min<int64_t>(n, 64)});
-  return s;
-}
-
 void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<Ratio>& table) {
   auto model = loadModel(dir);
   auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
@@ -234,7 +220,7 @@ void benchForward(const std::string& dir, const BenchOptions& opt, std::vector<R
       timeForward(*model, ids, cache, {}, ours);
       if (r % 2 == 0) runDirect();
       ForwardHooks hooks;
-      hooks.stats = everyStatistic(n);
+      hooks.stats = everyStatistic(n, 64);
       ForwardRecord record;
       ForwardOptions instrumented;
       instrumented.hooks = &hooks;
