@@ -45,7 +45,8 @@ KvCache::KvCache(int layers, int64_t kvHeads, int64_t headDim, at::TensorOptions
   const std::string field = "HybridLayout";
   if (hybrid_) {
     check(static_cast<int>(layout_.streamingKvHeads.size()) == layers, ErrorKind::InvalidArgument,
-          "has " + std::to_string(layout_.streamingKvHeads.size()) + " layers, the model " + std::to_string(layers),
+          "has " + std::to_string(layout_.streamingKvHeads.size()) + " layers, the model " +
+              std::to_string(layers),
           {}, field + ".streamingKvHeads");
     check(layout_.sink >= 0, ErrorKind::InvalidArgument, "sink must be >= 0", {}, field + ".sink");
     check(layout_.window >= 1, ErrorKind::InvalidArgument, "window must be >= 1", {}, field + ".window");
@@ -57,9 +58,10 @@ KvCache::KvCache(int layers, int64_t kvHeads, int64_t headDim, at::TensorOptions
       const std::string at = field + ".streamingKvHeads[" + std::to_string(l) + "]";
       for (int h : layout_.streamingKvHeads[static_cast<size_t>(l)]) {
         check(h >= 0 && h < kvHeads, ErrorKind::InvalidArgument,
-              "KV head " + std::to_string(h) + " is out of range [0, " + std::to_string(kvHeads) + ")", {}, at);
-        check(streaming.insert(h).second, ErrorKind::InvalidArgument, "KV head " + std::to_string(h) + " repeats",
-              {}, at);
+              "KV head " + std::to_string(h) + " is out of range [0, " + std::to_string(kvHeads) + ")", {},
+              at);
+        check(streaming.insert(h).second, ErrorKind::InvalidArgument,
+              "KV head " + std::to_string(h) + " repeats", {}, at);
       }
     }
     for (int h = 0; h < kvHeads; ++h) (streaming.count(h) ? s.streamHeads : s.fullHeads).push_back(h);
@@ -92,7 +94,8 @@ void KvCache::reserve(int64_t tokens) {
 }
 
 std::pair<at::Tensor, at::Tensor> KvCache::append(int layer, const at::Tensor& k, const at::Tensor& v) {
-  check(streamingHeads(layer) == 0, ErrorKind::Internal, "append on a layer with streaming heads (use stage)");
+  check(streamingHeads(layer) == 0, ErrorKind::Internal,
+        "append on a layer with streaming heads (use stage)");
   check(k.dim() == 3 && k.size(0) == kvHeads_ && k.size(2) == headDim_ && k.sizes() == v.sizes(),
         ErrorKind::Internal, "cache append with wrong shape");
   const int64_t n = k.size(1), end = length_ + n;
@@ -121,9 +124,11 @@ std::vector<std::pair<int64_t, int64_t>> KvCache::orderedSlots(int64_t length) c
 }
 
 HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor& v, int64_t group) {
-  check(streamingHeads(layer) > 0, ErrorKind::Internal, "stage on a layer without streaming heads (use append)");
-  check(k.dim() == 3 && k.size(0) == kvHeads_ && k.size(2) == headDim_ && k.sizes() == v.sizes() && group >= 1,
-        ErrorKind::Internal, "cache stage with wrong shape");
+  check(streamingHeads(layer) > 0, ErrorKind::Internal,
+        "stage on a layer without streaming heads (use append)");
+  check(
+      k.dim() == 3 && k.size(0) == kvHeads_ && k.size(2) == headDim_ && k.sizes() == v.sizes() && group >= 1,
+      ErrorKind::Internal, "cache stage with wrong shape");
   auto& s = stores_[static_cast<size_t>(layer)];
   if (!s.fullQueryHeads.defined()) {
     s.fullQueryHeads = queryHeadsOf(s.fullHeads, group, options_.device());
@@ -206,8 +211,10 @@ void KvCache::truncate(int64_t n) {
   n = std::clamp<int64_t>(n, 0, length_);
   // Until length exceeds sink + window nothing was evicted, and the ring holds positions in order.
   check(!hybrid_ || n == length_ || length_ <= layout_.sink + layout_.window, ErrorKind::Unsupported,
-        "a hybrid cache cannot go back to " + std::to_string(n) + " tokens: its streaming heads evicted entries "
-        "that length would need (it holds " + std::to_string(length_) + ")",
+        "a hybrid cache cannot go back to " + std::to_string(n) +
+            " tokens: its streaming heads evicted entries "
+            "that length would need (it holds " +
+            std::to_string(length_) + ")",
         {}, "KvCache::truncate");
   length_ = n;
 }
@@ -216,14 +223,16 @@ int64_t KvCache::bytes() const {
   const int64_t kept = std::min(length_, layout_.sink + layout_.window);
   int64_t entries = 0;
   for (const auto& s : stores_)
-    entries += static_cast<int64_t>(s.fullHeads.size()) * length_ + static_cast<int64_t>(s.streamHeads.size()) * kept;
+    entries += static_cast<int64_t>(s.fullHeads.size()) * length_ +
+               static_cast<int64_t>(s.streamHeads.size()) * kept;
   return 2 * entries * headDim_ * static_cast<int64_t>(options_.dtype().itemsize());
 }
 
 int64_t KvCache::allocatedBytes() const {
   int64_t total = 0;
   for (const auto& s : stores_)
-    for (const auto* t : {&s.keys, &s.values, &s.sinkRingKeys, &s.sinkRingValues, &s.stagedKeys, &s.stagedValues})
+    for (const auto* t :
+         {&s.keys, &s.values, &s.sinkRingKeys, &s.sinkRingValues, &s.stagedKeys, &s.stagedValues})
       if (t->defined()) total += static_cast<int64_t>(t->nbytes());
   return total;
 }

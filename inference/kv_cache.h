@@ -16,8 +16,8 @@ namespace hs {
 // The query heads of a streaming KV head then see exactly what HeadMask::sinkWindow(sink, window)
 // lets them see: j < sink or i - window < j <= i.
 struct HybridLayout {
-  int64_t sink = 64;      // first positions every streaming head keeps
-  int64_t window = 256;   // most recent positions it keeps (including the current one)
+  int64_t sink = 64;     // first positions every streaming head keeps
+  int64_t window = 256;  // most recent positions it keeps (including the current one)
   // streamingKvHeads[l]: KV head indices of layer l that stream (any order, no repeats); one entry
   // per layer, or no entries at all for the full layout.
   std::vector<std::vector<int>> streamingKvHeads;
@@ -90,8 +90,8 @@ class KvCache {
 
  private:
   struct LayerStore {
-    std::vector<int> fullHeads, streamHeads;  // KV head indices
-    at::Tensor fullHeadIndex, streamHeadIndex;  // the same on the device (int64), for index_select
+    std::vector<int> fullHeads, streamHeads;      // KV head indices
+    at::Tensor fullHeadIndex, streamHeadIndex;    // the same on the device (int64), for index_select
     at::Tensor fullQueryHeads, streamQueryHeads;  // their query heads (set by the first stage())
     at::Tensor keys, values;                      // [KVHf, capacity, D]
     at::Tensor sinkRingKeys, sinkRingValues;      // [KVHs, sink + window, D]: slots < sink, then ring

@@ -17,7 +17,9 @@ namespace hs {
 
 namespace {
 
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 int64_t envMegabytes(const char* name) {
   const char* value = std::getenv(name);
@@ -32,7 +34,8 @@ int64_t availableHostBytes() {
   int64_t kb = 0;
   while (in >> key >> kb >> unit)
     if (key == "MemAvailable:") avail = kb * 1024;
-  if (const int64_t cap = envMegabytes("HEADSCOPE_HOST_MEMORY_MB"); cap > 0) avail = avail > 0 ? std::min(avail, cap) : cap;
+  if (const int64_t cap = envMegabytes("HEADSCOPE_HOST_MEMORY_MB"); cap > 0)
+    avail = avail > 0 ? std::min(avail, cap) : cap;
   return avail;
 }
 
@@ -92,13 +95,15 @@ ForwardMemoryEstimate estimateForwardMemory(const ModelConfig& c, at::ScalarType
   if (r.stats) {
     // About ten [H, Nq] row statistics and a few [H, Nk] column sums per layer, float32.
     m.stats = 16 * r.statsHeads * (n + end) * 4;
-    if (r.poolBlock > 0) m.stats += 2 * r.poolHeads * ceilDiv(end, r.poolBlock) * ceilDiv(end, r.poolBlock) * 4;
+    if (r.poolBlock > 0)
+      m.stats += 2 * r.poolHeads * ceilDiv(end, r.poolBlock) * ceilDiv(end, r.poolBlock) * 4;
   }
   m.headroom = kMemoryHeadroomBytes;
   return m;
 }
 
-int64_t tokensThatFit(const ModelConfig& c, at::ScalarType dtype, const ForwardMemoryRequest& r, int64_t freeBytes) {
+int64_t tokensThatFit(const ModelConfig& c, at::ScalarType dtype, const ForwardMemoryRequest& r,
+                      int64_t freeBytes) {
   auto fits = [&](int64_t n) {
     ForwardMemoryRequest shorter = r;
     shorter.newTokens = n;
@@ -124,9 +129,9 @@ MemoryCheck checkForwardMemory(const ModelConfig& c, at::ScalarType dtype, const
 }
 
 std::string outOfMemoryMessage(int64_t tokens, const MemoryCheck& m, const std::string& device) {
-  return std::to_string(tokens) + " tokens need about " + std::to_string(m.needBytes >> 20) + " MiB on " + device +
-         " but " + std::to_string(m.freeBytes >> 20) + " MiB are free; about " + std::to_string(m.fitTokens) +
-         " tokens would fit";
+  return std::to_string(tokens) + " tokens need about " + std::to_string(m.needBytes >> 20) + " MiB on " +
+         device + " but " + std::to_string(m.freeBytes >> 20) + " MiB are free; about " +
+         std::to_string(m.fitTokens) + " tokens would fit";
 }
 
 int64_t freeMemoryBytes(at::Device device) {

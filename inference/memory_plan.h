@@ -14,17 +14,17 @@ namespace hs {
 
 // One forward call, as the estimate sees it.
 struct ForwardMemoryRequest {
-  int64_t newTokens = 0;              // tokens of this call
-  int64_t cachedTokens = 0;           // tokens already in the cache
-  int64_t cacheCapacity = 0;          // tokens the cache holds without growing
-  int64_t cacheBytesPerToken = 0;     // bytes per token of the cache's growing stores
-  bool allLogits = true;              // logits of every new token, or only of the last one
-  bool stats = false;                 // attention statistics on some layer
-  int64_t statsHeads = 0;             // query heads of one layer's statistics (all heads)
+  int64_t newTokens = 0;                 // tokens of this call
+  int64_t cachedTokens = 0;              // tokens already in the cache
+  int64_t cacheCapacity = 0;             // tokens the cache holds without growing
+  int64_t cacheBytesPerToken = 0;        // bytes per token of the cache's growing stores
+  bool allLogits = true;                 // logits of every new token, or only of the last one
+  bool stats = false;                    // attention statistics on some layer
+  int64_t statsHeads = 0;                // query heads of one layer's statistics (all heads)
   int64_t poolBlock = 0, poolHeads = 0;  // block-pooled maps (0: none)
-  int64_t recordedTaps = 0;           // activations copied into the ForwardRecord
-  int64_t mlpChunkTokens = 0;         // the MLP runs over at most this many tokens at once (0: all)
-  int64_t attentionBlockBytes = 0;    // working buffer of the attention (CPU reference: its block bound)
+  int64_t recordedTaps = 0;              // activations copied into the ForwardRecord
+  int64_t mlpChunkTokens = 0;            // the MLP runs over at most this many tokens at once (0: all)
+  int64_t attentionBlockBytes = 0;       // working buffer of the attention (CPU reference: its block bound)
 };
 
 // The estimate in parts (bytes).
@@ -46,8 +46,8 @@ ForwardMemoryEstimate estimateForwardMemory(const ModelConfig& config, at::Scala
                                             const ForwardMemoryRequest& request);
 
 // Largest n <= request.newTokens whose estimate fits in freeBytes (0 when not even one token does).
-int64_t tokensThatFit(const ModelConfig& config, at::ScalarType computeDtype, const ForwardMemoryRequest& request,
-                      int64_t freeBytes);
+int64_t tokensThatFit(const ModelConfig& config, at::ScalarType computeDtype,
+                      const ForwardMemoryRequest& request, int64_t freeBytes);
 
 // Result of checking a request against free memory.
 struct MemoryCheck {

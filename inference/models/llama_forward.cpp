@@ -34,10 +34,13 @@ void refuseHybridInstrumentation(int l, const ForwardOptions& o) {
   const auto e = o.hooks->edits.find(l);
   check(e == o.hooks->edits.end() || e->second.empty(), ErrorKind::Unsupported,
         "attention edits are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.edits");
-  check(!o.hooks->stats || !(o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l)), ErrorKind::Unsupported,
-        "attention statistics are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.stats");
+  check(!o.hooks->stats || !(o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l)),
+        ErrorKind::Unsupported,
+        "attention statistics are not supported with a hybrid KV cache (" + where + ")", {},
+        "ForwardHooks.stats");
   check(!o.hooks->probe, ErrorKind::Unsupported,
-        "probability probes are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.probe");
+        "probability probes are not supported with a hybrid KV cache (" + where + ")", {},
+        "ForwardHooks.probe");
 }
 
 bool wantsGrad(const ForwardOptions& o) {
@@ -90,7 +93,8 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   if (cache.streamingHeads(l) > 0) {
     refuseHybridInstrumentation(l, o);
     const auto view = cache.stage(l, k, v, c.groupSize());
-    auto z = tap({Hook::HeadOut, l}, hybridAttention(q, view, cache.layout(), pos0, scale).transpose(0, 1), o);
+    auto z =
+        tap({Hook::HeadOut, l}, hybridAttention(q, view, cache.layout(), pos0, scale).transpose(0, 1), o);
     return linear(z.reshape({n, heads * dim}), w.o, w.oBias);
   }
   const auto [keys, values] = cache.append(l, k, v);
@@ -153,7 +157,8 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
     h = tap({Hook::ResidPre, l}, h, o);
     const auto attn = tap({Hook::AttnOut, l}, attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, rope, o), o);
     h = tap({Hook::ResidMid, l}, h + attn, o);
-    const auto out = tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
+    const auto out =
+        tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
     h = tap({Hook::ResidPost, l}, h + out, o);
     finite.push_back(h.isfinite().all());
     progress.report(static_cast<double>(l + 1) / static_cast<double>(config_.numLayers), "forward");
@@ -209,12 +214,14 @@ at::Tensor Model::forward(const std::vector<TokenId>& ids, KvCache& cache, const
   }
 }
 
-Error Model::outOfMemoryDuringForward(int64_t tokens, const MemoryCheck& planned, const std::string& cause) const {
+Error Model::outOfMemoryDuringForward(int64_t tokens, const MemoryCheck& planned,
+                                      const std::string& cause) const {
   const std::string first = cause.substr(0, cause.find('\n'));
   return Error(ErrorKind::OutOfMemory,
                std::to_string(tokens) + " tokens ran out of memory on " + device().str() +
-                   " during the forward although the estimate (about " + std::to_string(planned.needBytes >> 20) +
-                   " MiB, " + std::to_string(planned.freeBytes >> 20) +
+                   " during the forward although the estimate (about " +
+                   std::to_string(planned.needBytes >> 20) + " MiB, " +
+                   std::to_string(planned.freeBytes >> 20) +
                    " MiB free) let them run; fewer tokens would fit. Cause: " + first,
                {}, "prompt");
 }

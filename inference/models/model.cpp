@@ -85,7 +85,8 @@ at::ScalarType computeDtypeFor(const LoadOptions& o, at::Device device) {
   if (!o.dtype) return device.is_cpu() ? at::kFloat : at::kBFloat16;
   const at::ScalarType t = *o.dtype;
   check(t == at::kFloat || t == at::kBFloat16 || t == at::kHalf, ErrorKind::InvalidArgument,
-        std::string("compute dtype ") + c10::toString(t) + " is not one of float32, bfloat16, float16", {}, "dtype");
+        std::string("compute dtype ") + c10::toString(t) + " is not one of float32, bfloat16, float16", {},
+        "dtype");
   check(!(t == at::kHalf && device.is_cpu()), ErrorKind::Unsupported,
         "float16 compute needs a CUDA device (on the CPU use float32 or bfloat16)", {}, "dtype");
   return t;
@@ -184,13 +185,15 @@ std::unique_ptr<Model> Model::randomInit(const ModelConfig& c, const LoadOptions
                                          double initStd) {
   const std::string src = c.path.empty() ? "random model config" : c.path;
   check(isLlamaFamily(c.modelType), ErrorKind::InvalidArgument,
-        "model_type '" + c.modelType + "' is not supported (llama, mistral, qwen2, qwen3)", src, "model_type");
-  check(c.hiddenSize > 0 && c.intermediateSize > 0 && c.numLayers > 0 && c.vocabSize > 0 && c.maxPositions > 0,
-        ErrorKind::InvalidArgument, "sizes must be positive", src, "hidden_size");
+        "model_type '" + c.modelType + "' is not supported (llama, mistral, qwen2, qwen3)", src,
+        "model_type");
+  check(
+      c.hiddenSize > 0 && c.intermediateSize > 0 && c.numLayers > 0 && c.vocabSize > 0 && c.maxPositions > 0,
+      ErrorKind::InvalidArgument, "sizes must be positive", src, "hidden_size");
   check(c.numHeads > 0 && c.numKvHeads > 0 && c.numHeads % c.numKvHeads == 0, ErrorKind::InvalidArgument,
         "num_attention_heads must be a positive multiple of num_key_value_heads", src, "num_key_value_heads");
-  check(c.headDim > 0 && c.headDim % 2 == 0, ErrorKind::InvalidArgument, "head_dim must be positive and even", src,
-        "head_dim");
+  check(c.headDim > 0 && c.headDim % 2 == 0, ErrorKind::InvalidArgument, "head_dim must be positive and even",
+        src, "head_dim");
   check(c.slidingWindow.empty() || static_cast<int64_t>(c.slidingWindow.size()) == c.numLayers,
         ErrorKind::InvalidArgument, "needs one sliding window entry per layer", src, "sliding_window");
   check(initStd > 0, ErrorKind::InvalidArgument, "the init scale must be > 0", {}, "initStd");
@@ -221,14 +224,18 @@ std::unique_ptr<Model> Model::randomInit(const ModelConfig& c, const LoadOptions
     if (e.need == TensorNeed::TiedToEmbedding) continue;
     const bool isNorm = e.slot.find("Norm") != std::string::npos || e.slot == "final_norm";
     const bool isBias = e.slot.find("Bias") != std::string::npos;
-    at::Tensor t = isNorm ? at::ones(e.shape, opts)
+    at::Tensor t = isNorm   ? at::ones(e.shape, opts)
                    : isBias ? at::zeros(e.shape, opts)
                             : at::empty(e.shape, opts).normal_(0.0, initStd, generator);
     m->parameterCount_ += t.numel();
-    if (e.slot == "embedding") m->embedding_ = t;
-    else if (e.slot == "final_norm") m->finalNorm_ = t;
-    else if (e.slot == "lm_head") m->lmHead_ = t;
-    else *weightSlot(m->layers_[static_cast<size_t>(e.layer)], e.slot) = t;
+    if (e.slot == "embedding")
+      m->embedding_ = t;
+    else if (e.slot == "final_norm")
+      m->finalNorm_ = t;
+    else if (e.slot == "lm_head")
+      m->lmHead_ = t;
+    else
+      *weightSlot(m->layers_[static_cast<size_t>(e.layer)], e.slot) = t;
     progress.report(static_cast<double>(done) / static_cast<double>(table.size()), "initialising weights");
   }
   if (!m->lmHead_.defined()) m->lmHead_ = m->embedding_;
@@ -280,8 +287,9 @@ MemoryCheck Model::checkRequest(const std::vector<TokenId>& ids, const KvCache& 
       r.stats = true;
       r.statsHeads = config_.numHeads;
       r.poolBlock = o.hooks->stats->poolBlock;
-      r.poolHeads = o.hooks->stats->poolHeads.empty() ? config_.numHeads
-                                                      : static_cast<int64_t>(o.hooks->stats->poolHeads.size());
+      r.poolHeads = o.hooks->stats->poolHeads.empty()
+                        ? config_.numHeads
+                        : static_cast<int64_t>(o.hooks->stats->poolHeads.size());
     }
   }
   const MemoryCheck m = checkForwardMemory(config_, computeDtype_, r, freeMemoryBytes(device()));

@@ -56,8 +56,8 @@ class Model {
   // dtype (benchmarks, and shapes no checkpoint is at hand for): matrices and embeddings
   // N(0, initStd^2), biases 0, norms 1; no tokenizer. The same seed gives the same weights on the
   // same device. Throws InvalidArgument for a config it cannot build.
-  static std::unique_ptr<Model> randomInit(const ModelConfig& config, const LoadOptions& options, uint64_t seed,
-                                           double initStd = 0.02);
+  static std::unique_ptr<Model> randomInit(const ModelConfig& config, const LoadOptions& options,
+                                           uint64_t seed, double initStd = 0.02);
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -89,7 +89,8 @@ class Model {
 
   // Checks ids, the context length, and that the call fits in free host or device memory (throws
   // OutOfMemory saying how many tokens would fit); returns the memory estimate it checked.
-  MemoryCheck checkRequest(const std::vector<TokenId>& ids, const KvCache& cache, const ForwardOptions& options) const;
+  MemoryCheck checkRequest(const std::vector<TokenId>& ids, const KvCache& cache,
+                           const ForwardOptions& options) const;
 
   // Read-only weights, e.g. for a reference forward on the same tensors (compute dtype, on device()).
   const LayerWeights& layerWeights(int layer) const { return layers_.at(static_cast<size_t>(layer)); }

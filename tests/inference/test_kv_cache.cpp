@@ -3,7 +3,6 @@
 // step, the logits of full attention in which the query heads of the streaming KV heads are
 // restricted to sink + window (HeadMask semantics), and bytes() must be the layout's formula.
 #include <ATen/ATen.h>
-
 #include <c10/util/Exception.h>
 
 #include "inference/models/model.h"
@@ -98,12 +97,14 @@ std::vector<Scenario> scenarios() {
 
 }  // namespace
 
-TEST_CASE("hybrid decode equals full attention restricted to sink + window at every step", "[kv_cache][hybrid]") {
+TEST_CASE("hybrid decode equals full attention restricted to sink + window at every step",
+          "[kv_cache][hybrid]") {
   for (const auto& sc : scenarios()) {
     INFO(sc.name);
     TinyModel m(sc.spec);
     const auto ids = randomIds(24, sc.spec.vocab, 31);
-    const auto ref = hs::test::referenceForward(sc.spec, m.weights, ids, restrictStreamingHeads(sc.spec, sc.layout));
+    const auto ref =
+        hs::test::referenceForward(sc.spec, m.weights, ids, restrictStreamingHeads(sc.spec, sc.layout));
     const auto unrestricted = hs::test::referenceForward(sc.spec, m.weights, ids);
     auto cache = m.model->newCache(0, sc.layout);
     REQUIRE(cache.hybrid());
@@ -240,7 +241,8 @@ TEST_CASE("hybrid cache misuse gives errors that name the field", "[kv_cache][hy
   }
 }
 
-TEST_CASE("an allocator failure inside a forward leaves the hybrid cache as it was", "[kv_cache][hybrid][errors]") {
+TEST_CASE("an allocator failure inside a forward leaves the hybrid cache as it was",
+          "[kv_cache][hybrid][errors]") {
   TinySpec spec;
   spec.seed = 41;
   TinyModel m(spec);
@@ -269,5 +271,6 @@ TEST_CASE("an allocator failure inside a forward leaves the hybrid cache as it w
   }
   CHECK(cache.length() == 7);
   for (size_t i = 7; i < ids.size(); ++i)
-    CHECK(relErr(m.model->forward(tokens(ids, i, i + 1), cache), ref.narrow(0, static_cast<int64_t>(i), 1)) < 1e-5);
+    CHECK(relErr(m.model->forward(tokens(ids, i, i + 1), cache), ref.narrow(0, static_cast<int64_t>(i), 1)) <
+          1e-5);
 }

@@ -37,7 +37,9 @@ ForwardMemoryRequest prompt(int64_t n) {
 // Sets an environment variable for the lifetime of the object.
 struct ScopedEnv {
   std::string name;
-  ScopedEnv(std::string n, const std::string& value) : name(std::move(n)) { ::setenv(name.c_str(), value.c_str(), 1); }
+  ScopedEnv(std::string n, const std::string& value) : name(std::move(n)) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
   ~ScopedEnv() { ::unsetenv(name.c_str()); }
 };
 
@@ -46,7 +48,7 @@ struct ScopedEnv {
 TEST_CASE("the estimate of a 128k-token Llama-3-8B prompt", "[memory_plan]") {
   const auto c = llama3_8b();
   const auto m = estimateForwardMemory(c, at::kBFloat16, prompt(131072));
-  CHECK(m.cacheGrowth == 16 * kGiB);  // 128 KiB per token, an exact reserve from an empty cache
+  CHECK(m.cacheGrowth == 16 * kGiB);               // 128 KiB per token, an exact reserve from an empty cache
   CHECK(m.logits == 128256 * (2 + 4) + 4096 * 2);  // one row: last token only
   CHECK(m.mlp == 4 * 8192 * 14336 * 2 + int64_t{131072} * 4096 * 2);  // one 8k chunk of [N, 14336] x 4
   CHECK(m.stats == 0);
@@ -56,7 +58,8 @@ TEST_CASE("the estimate of a 128k-token Llama-3-8B prompt", "[memory_plan]") {
   // Unchunked, the MLP's gate, up, SiLU and product would take 4 x 120k x 14336 x bf16 = 13 GiB more.
   auto whole = prompt(131072);
   whole.mlpChunkTokens = 0;
-  CHECK(estimateForwardMemory(c, at::kBFloat16, whole).mlp - m.mlp == 4 * (131072 - 8192) * int64_t{14336} * 2);
+  CHECK(estimateForwardMemory(c, at::kBFloat16, whole).mlp - m.mlp ==
+        4 * (131072 - 8192) * int64_t{14336} * 2);
   // Every row of logits: 128k x 128256 x (bf16 + float32) = 94 GiB: the reason for allLogits = false.
   auto allRows = prompt(131072);
   allRows.allLogits = true;
@@ -114,7 +117,8 @@ TEST_CASE("the out-of-memory message says how many tokens fit", "[memory_plan]")
   CHECK(tokensThatFit(c, at::kBFloat16, r, kMemoryHeadroomBytes / 2) == 0);
 }
 
-TEST_CASE("a forward that does not fit in memory is refused with the tokens that would fit", "[memory_plan][model]") {
+TEST_CASE("a forward that does not fit in memory is refused with the tokens that would fit",
+          "[memory_plan][model]") {
   hs::test::TinySpec spec;
   spec.maxPositions = 4096;
   auto w = hs::test::randomWeights(spec);

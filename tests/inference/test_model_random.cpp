@@ -39,7 +39,8 @@ TEST_CASE("randomInit builds a deterministic model of the config's shape", "[mod
   spec.qkvBias = true;
   const auto config = parseModelConfig(hs::test::configJson(spec), "tiny.json");
   LoadOptions o;
-  auto a = Model::randomInit(config, o, 7), b = Model::randomInit(config, o, 7), c = Model::randomInit(config, o, 8);
+  auto a = Model::randomInit(config, o, 7), b = Model::randomInit(config, o, 7),
+       c = Model::randomInit(config, o, 8);
   CHECK(a->tokenizer() == nullptr);
   CHECK(a->computeDtype() == at::kFloat);
   CHECK(a->layerWeights(2).q.sizes() == at::IntArrayRef({spec.heads * spec.headDim, spec.hidden}));
@@ -101,8 +102,9 @@ TEST_CASE("a bfloat16 compute dtype follows the float32 model", "[model][dtype]"
     ErrorKind kind;
     std::string fragment;
   };
-  for (const auto& row : {Row{at::kHalf, ErrorKind::Unsupported, "float16 compute needs a CUDA device"},
-                          Row{at::kInt, ErrorKind::InvalidArgument, "is not one of float32, bfloat16, float16"}}) {
+  for (const auto& row :
+       {Row{at::kHalf, ErrorKind::Unsupported, "float16 compute needs a CUDA device"},
+        Row{at::kInt, ErrorKind::InvalidArgument, "is not one of float32, bfloat16, float16"}}) {
     try {
       loadTiny(dir, row.dtype);
       FAIL("accepted " << row.fragment);
