@@ -4,7 +4,6 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
-#include <limits>
 
 #include "inference/models/model.h"
 #include "kernels/core/error.h"
@@ -13,23 +12,6 @@
 namespace hs::bench {
 
 namespace {
-
-// Causal attention over [H, N, D] (keys already repeated per query head), position i seeing 0..i.
-// (A LibTorch-version switch like the ones in kernels/core/torch_compat.h; it stays here because
-// only the benchmark needs is_causal.)
-at::Tensor causalAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-#if HS_TORCH_AT_LEAST(2, 0)
-  return at::scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), {}, 0.0, true)
-      .squeeze(0);
-#else
-  // LibTorch 1.13 (the CPU-only development build) has no SDPA: the math path, for smoke tests.
-  const int64_t n = q.size(1);
-  auto scores = at::matmul(q, k.transpose(1, 2)).to(at::kFloat) / std::sqrt(static_cast<double>(q.size(2)));
-  scores.masked_fill_(at::ones({n, n}, q.options().dtype(at::kBool)).triu(1),
-                      -std::numeric_limits<float>::infinity());
-  return at::matmul(at::softmax(scores, -1).to(q.scalar_type()), v);
-#endif
-}
 
 // transformers' LlamaRMSNorm: float32 statistics, the weight applied in the compute dtype.
 at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -63,7 +45,7 @@ at::Tensor SdpaForward::prefill(const std::vector<int64_t>& ids) const {
   const auto device = model_.device();
   const auto dtype = model_.computeDtype();
   const int64_t n = static_cast<int64_t>(ids.size()), heads = c.numHeads, kvHeads = c.numKvHeads;
-  const int64_t dim = c.headDim, group = c.groupSize();
+  const int64_t dim = c.headDim;
 
   // RoPE as transformers computes it: float32 angles, cos/sin cast to the compute dtype.
   const auto invFreq =
@@ -91,8 +73,9 @@ at::Tensor SdpaForward::prefill(const std::vector<int64_t>& ids) const {
     k = k * cos + rotateHalf(k) * sin;
     keys.push_back(k.contiguous());
     values.push_back(v.contiguous());
-    const auto z = causalAttention(q, keys.back().repeat_interleave(group, 0),
-                                   values.back().repeat_interleave(group, 0));
+    // is_causal SDPA with k/v expanded per query group (FlashAttention on CUDA).
+    const auto z =
+        compat::causalAttentionGqa(q, keys.back(), values.back(), 1.0 / std::sqrt(static_cast<double>(dim)));
     h = h + linear(z.transpose(0, 1).reshape({n, heads * dim}), w.o, w.oBias);
     const auto y = rmsNorm(h, w.postNorm, c.rmsNormEps);
     h = h + linear(at::silu(linear(y, w.gate, w.gateBias)) * linear(y, w.up, w.upBias), w.down, w.downBias);

@@ -1,7 +1,7 @@
 // The reference that Model::forward is compared to on the GPU: the same llama prefill written as
 // plain ATen ops on the Model's own weight tensors, with attention by
-// at::scaled_dot_product_attention(is_causal) (FlashAttention on CUDA), k/v repeated per query
-// group as transformers' repeat_kv does. No hooks, checks or statistics.
+// at::scaled_dot_product_attention(is_causal) (FlashAttention on CUDA; compat::causalAttentionGqa),
+// k/v expanded per query group as transformers' repeat_kv does. No hooks, checks or statistics.
 #pragma once
 
 #include <ATen/core/Tensor.h>

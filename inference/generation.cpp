@@ -52,7 +52,8 @@ GenerateResult generate(Model& model, const std::vector<TokenId>& prompt, const 
   const auto eos = o.eosIds.empty() ? modelEosIds(model) : o.eosIds;
   const auto& cfg = model.config();
   const int64_t limit = cfg.rope.type == RopeType::Dynamic ? INT64_MAX / 2 : cfg.maxPositions;
-  auto cache = model.newCache(std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + o.maxNewTokens));
+  auto cache = model.newCache(std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + o.maxNewTokens),
+                              o.cacheLayout);
   ForwardOptions fo = o.forward;
   fo.allLogits = false;
   GenerateResult result;

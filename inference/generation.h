@@ -27,6 +27,7 @@ struct GenerateOptions {
   bool stopOnEos = true;
   std::vector<TokenId> eosIds;   // empty: the model's (config.json / generation_config / tokenizer)
   ForwardOptions forward;        // hooks apply to the prompt and to every decode step
+  HybridLayout cacheLayout;      // streaming KV heads keep sink + window (DuoAttention); empty: full cache
   // Called after each new token; returning false stops generation.
   std::function<bool(TokenId)> onToken;
 };

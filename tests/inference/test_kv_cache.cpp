@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include "inference/generation.h"
 #include "inference/models/model.h"
 #include "tests/inference/tiny_model.h"
 
@@ -273,4 +274,31 @@ TEST_CASE("an allocator failure inside a forward leaves the hybrid cache as it w
   for (size_t i = 7; i < ids.size(); ++i)
     CHECK(relErr(m.model->forward(tokens(ids, i, i + 1), cache), ref.narrow(0, static_cast<int64_t>(i), 1)) <
           1e-5);
+}
+
+TEST_CASE("generation with a hybrid cache follows the sink + window masks of full attention",
+          "[kv_cache][hybrid]") {
+  TinySpec spec;
+  spec.seed = 51;
+  TinyModel m(spec);
+  HybridLayout layout;
+  layout.sink = 2, layout.window = 4, layout.streamingKvHeads = {{0}, {0, 1}};
+  const auto ids = randomIds(9, spec.vocab, 52);
+  GenerateOptions hybrid;
+  hybrid.maxNewTokens = 12;
+  hybrid.stopOnEos = false;
+  hybrid.cacheLayout = layout;
+  GenerateOptions masked = hybrid;
+  masked.cacheLayout = {};
+  ForwardHooks hooks;
+  for (int l = 0; l < spec.layers; ++l)
+    for (int g : layout.streamingKvHeads[static_cast<size_t>(l)])
+      for (int i = 0; i < 2; ++i)
+        hooks.edits[l].masks.emplace_back(g * 2 + i,
+                                          kernels::HeadMask::sinkWindow(layout.sink, layout.window));
+  masked.forward.hooks = &hooks;
+  const auto a = generate(*m.model, tokens(ids, 0, ids.size()), hybrid);
+  const auto b = generate(*m.model, tokens(ids, 0, ids.size()), masked);
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.tokens.size() == 12);
 }
