@@ -14,7 +14,9 @@ namespace hs {
 // and values of positions < sink and of the last `window` positions (a ring buffer), so its memory
 // stops growing at sink + window entries; the other (retrieval, "full") heads keep every token.
 // The query heads of a streaming KV head then see exactly what HeadMask::sinkWindow(sink, window)
-// lets them see: j < sink or i - window < j <= i.
+// lets them see: j < sink or i - window < j <= i. For example, half the KV heads of Llama-3-8B:
+//   auto cache = model.newCache(prompt.size() + 256, HybridLayout::uniform(32, {0, 2, 4, 6}, 64, 256));
+//   model.forward(prompt, cache);  then model.forward({next}, cache) per decoded token.
 struct HybridLayout {
   int64_t sink = 64;     // first positions every streaming head keeps
   int64_t window = 256;  // most recent positions it keeps (including the current one)
