@@ -250,14 +250,18 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
     for (int hh = 0; hh < 2; ++hh) {
       const int r = warp * 16 + g + 8 * hh;
       const float mNew = fmaxf(m[hh], mx[hh]);
-      if (kStats && mx[hh] > m[hh]) {  // the row's maximum moved into this tile: its first key there
+      if (kStats) {  // the row's maximum moved into this tile: its first key there (shuffles by all lanes)
+        const bool moved = mx[hh] > m[hh];
         int best = kTcCols;
+        if (moved) {
 #pragma unroll
-        for (int nb = 0; nb < 8; ++nb)
+          for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (sc[nb][2 * hh + e] == mx[hh]) best = min(best, nb * 8 + 2 * t + e);
-        top[hh] = k0 + quadMin(best);
+            for (int e = 0; e < 2; ++e)
+              if (sc[nb][2 * hh + e] == mx[hh]) best = min(best, nb * 8 + 2 * t + e);
+        }
+        best = quadMin(best);
+        if (moved) top[hh] = k0 + best;
       }
       const float mUse = mNew == -INFINITY ? 0.0f : mNew;
       const float alpha = exp2f(m[hh] - mUse);

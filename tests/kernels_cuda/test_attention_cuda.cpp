@@ -147,6 +147,19 @@ TEST_CASE("attentionCuda matches the CPU reference over the sweep", "[kernels_cu
   for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 1000 + i);
 }
 
+// A few tensor-core cases, small enough for compute-sanitizer (racecheck / memcheck runs use [small]).
+TEST_CASE("tensor-core kernels on a few awkward shapes", "[kernels_cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  using S = at::ScalarType;
+  const std::vector<AttentionCase> cases = {
+      {"tc N=65 d128 gqa8 fp16 masks", 8, 1, 65, 65, 128, S::Half, -1, 0, EditSet::Masks, 0},
+      {"tc N=130 d64 bias+scale", 4, 2, 130, 130, 64, S::BFloat16, -1, 0, EditSet::BiasScale, 0},
+      {"tc decode 1 of 200 d128", 8, 2, 1, 200, 128, S::BFloat16, -1, 0, EditSet::None, 0},
+      {"tc chunk 17 of 150 sliding 32", 4, 1, 17, 150, 64, S::Half, -1, 32, EditSet::None, 0},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 50 + i);
+}
+
 TEST_CASE("attentionCuda statistics match the CPU reference at 4k tokens (bf16)", "[kernels_cuda][long]") {
   REQUIRE(at::hasCUDA());
   AttentionCase c{"4k bf16 gqa4 d128", 4, 1, 4096, 4096, 128, at::kBFloat16};
