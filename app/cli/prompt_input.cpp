@@ -1,5 +1,7 @@
 #include "app/cli/prompt_input.h"
 
+#include <ATen/Context.h>
+
 #include <filesystem>
 #include <sstream>
 
@@ -12,7 +14,10 @@ void PromptInput::addOptions(CLI::App& sub) {
   auto* t = sub.add_option("--text", text, "prompt text (tokenized with the model's tokenizer)");
   auto* i = sub.add_option("--ids", ids, "prompt token ids, e.g. \"1 2 3\"");
   t->excludes(i);
-  sub.add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
+  sub.add_option("--device", device, "cpu, cuda[:N], or auto (cuda when there is a GPU)")->capture_default_str();
+  sub.add_option("--dtype", dtype, "compute dtype: auto (float32 on cpu, bfloat16 on cuda), float32, bfloat16, float16")
+      ->check(CLI::IsMember({"auto", "float32", "bfloat16", "float16"}))
+      ->capture_default_str();
   sub.add_flag("--check-weights", checkWeights, "scan all weights for NaN/Inf before running");
 }
 
@@ -21,7 +26,10 @@ std::unique_ptr<Model> PromptInput::loadModel() const {
         "prompt");
   namespace fs = std::filesystem;
   LoadOptions o;
-  o.device = device;
+  o.device = device == "auto" ? (at::hasCUDA() ? "cuda" : "cpu") : device;
+  if (dtype == "float32") o.dtype = at::kFloat;
+  if (dtype == "bfloat16") o.dtype = at::kBFloat16;
+  if (dtype == "float16") o.dtype = at::kHalf;
   o.checkWeights = checkWeights;
   const bool hasTokenizer =
       fs::exists(fs::path(modelDir) / "tokenizer.json") || fs::exists(fs::path(modelDir) / "tokenizer.model");

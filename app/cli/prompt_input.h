@@ -15,10 +15,11 @@ struct PromptInput {
   std::string modelDir;
   std::string text;
   std::string ids;
-  std::string device = "cpu";
+  std::string device = "auto";
+  std::string dtype = "auto";
   bool checkWeights = false;
 
-  // Adds --model, --text, --ids (exclusive, one required), --device, --check-weights.
+  // Adds --model, --text, --ids (exclusive, one required), --device, --dtype, --check-weights.
   void addOptions(CLI::App& sub);
   // Loads the model (with its tokenizer when --text needs it or one is present).
   std::unique_ptr<Model> loadModel() const;

@@ -3,8 +3,8 @@
 transformers' outputs: per-row cosine of the logits and the greedy tokens.
 
   python3 tests/parity/check_device.py BUILD_DIR DEVICE
-Prints one line per case and exits non-zero when a logits cosine is below 0.999 or a greedy
-continuation differs (the GPU issue's parity target)."""
+Prints one line per case and exits non-zero when a logits cosine (default dtype, bf16 on CUDA) is
+below 0.999 or a float32 greedy continuation differs (the GPU issue's parity target)."""
 import json, os, subprocess, sys, tempfile, glob
 import numpy as np
 
@@ -30,12 +30,17 @@ for exp in sorted(glob.glob("tests/fixtures/parity/*/expected.json")):
         bad += not ok
         print(f"{e['case']} forward {k}: min cosine {cos.min():.6f}, argmax agreement {same:.3f} {'ok' if ok else 'LOW'}")
     for k, g in enumerate(e["generate"]):
-        r = subprocess.run([cli, "generate", "--model", e["model"], "--device", device, "--greedy", "--print-ids",
-                            "--max-new-tokens", str(g["max_new_tokens"]), "--ids", " ".join(map(str, g["ids"]))],
-                           capture_output=True, text=True)
-        got = list(map(int, r.stdout.split())) if r.returncode == 0 else None
-        ok = got == g["greedy"]
-        bad += not ok
-        print(f"{e['case']} greedy {k}: {'identical' if ok else 'DIFFERENT: ' + str(got) + ' vs ' + str(g['greedy']) + ' ' + r.stderr.strip()[-200:]}")
+        # float32 on the device must give transformers' greedy tokens; in bfloat16 (the default) the
+        # random fixtures' top-2 margins are below bf16 rounding, so that line is information only.
+        for dtype, required in (("float32", True), ("auto", False)):
+            r = subprocess.run([cli, "generate", "--model", e["model"], "--device", device, "--dtype", dtype,
+                                "--greedy", "--print-ids", "--max-new-tokens", str(g["max_new_tokens"]),
+                                "--ids", " ".join(map(str, g["ids"]))], capture_output=True, text=True)
+            got = list(map(int, r.stdout.split())) if r.returncode == 0 else None
+            ok = got == g["greedy"]
+            bad += required and not ok
+            same = next((i for i, (a, b) in enumerate(zip(got or [], g["greedy"])) if a != b), len(got or []))
+            print(f"{e['case']} greedy {k} ({dtype}): "
+                  f"{'identical' if ok else 'DIFFERENT after ' + str(same) + ' equal tokens of ' + str(len(g['greedy'])) + (' (information only)' if not required else '') + ' ' + r.stderr.strip()[-200:]}")
 print(f"{bad} failing checks")
 sys.exit(1 if bad else 0)
