@@ -4,6 +4,7 @@
 #include "kernels/cuda/attention_cuda_bridge.h"
 
 #include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -234,18 +235,38 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   return std::move(s);
 }
 
-// A call with nothing to observe or change: LibTorch's fused attention (FlashAttention on Hopper) when
-// its causal convention fits (all queries of a prefill, or one decode query seeing every key) and no
-// sliding window cuts in; undefined otherwise. Returns [H, nq, D] in q's dtype.
+// A call with nothing to observe or change: LibTorch's fused attention (cuDNN/FlashAttention on Hopper)
+// for a whole prefill, the split-KV kernel for one decode query that sees every key, when no sliding
+// window cuts in; undefined otherwise (the caller runs our kernels). Returns [H, nq, D] in q's dtype.
+// One decode step on the split-KV kernel (attention_decode.cu): chunks of the cache spread over about
+// two CTAs per SM, K/V read once per KV head.
+at::Tensor splitKvDecode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                         cudaStream_t stream) {
+  const int64_t H = q.size(0), nk = k.size(1), D = q.size(2), kvHeads = k.size(0);
+  kc::DecodeParams d;
+  d.type = elemType(q.scalar_type()), d.outType = d.type;
+  d.heads = static_cast<int>(H), d.kvHeads = static_cast<int>(kvHeads), d.dim = static_cast<int>(D);
+  d.nk = nk, d.scale = static_cast<float>(scale);
+  d.vectorLoads = D % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
+  d.q = {q.data_ptr(), q.stride(0), q.stride(1)};
+  d.k = {k.data_ptr(), k.stride(0), k.stride(1)};
+  d.v = {v.data_ptr(), v.stride(0), v.stride(1)};
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t wanted = std::max<int64_t>(1, (2 * sms + kvHeads - 1) / kvHeads);
+  d.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, (nk + 255) / 256)));
+  d.chunk = (nk + d.splits - 1) / d.splits;
+  at::Tensor out = written({H, 1, D}, q.options());
+  const at::Tensor work = at::empty({kc::decodeWorkFloats(d)}, q.options().dtype(at::kFloat));
+  d.out = out.data_ptr(), d.work = work.data_ptr<float>();
+  kc::launchDecodeAttention(d, stream);
+  return out;
+}
+
 at::Tensor plainFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t queryStart,
-                               int64_t slidingWindow, double scale) {
-  const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2), kvHeads = k.size(0);
+                               int64_t slidingWindow, double scale, cudaStream_t stream) {
+  const int64_t nq = q.size(1), nk = k.size(1);
   if (queryStart + nq != nk || (slidingWindow > 0 && nk > slidingWindow) || nq == 0) return {};
-  if (nq == 1) {  // decode: the G query heads of a KV head are G rows that see every key, no mask
-    const auto out = compat::scaledDotProductAttention(q.reshape({1, kvHeads, H / kvHeads, D}), k.unsqueeze(0),
-                                                       v.unsqueeze(0), {}, scale);
-    return out.reshape({H, 1, D});
-  }
+  if (nq == 1 && q.size(0) / k.size(0) <= kc::kMaxDecodeGroup) return splitKvDecode(q, k, v, scale, stream);
   if (nq != nk) return {};
   return compat::causalAttentionGqa(q, k, v, scale);
 }
@@ -262,7 +283,7 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2);
   const LayerEdits* edits = (c.edits && !c.edits->empty()) ? c.edits : nullptr;
   if (!edits && !c.stats && tPath == kc::KernelPath::Auto) {
-    at::Tensor fused = plainFusedAttention(q, k, v, c.queryStart, c.slidingWindow, c.scale);
+    at::Tensor fused = plainFusedAttention(q, k, v, c.queryStart, c.slidingWindow, c.scale, stream);
     if (fused.defined()) return fused;
   }
   const bool act = edits && !edits->attenuations.empty(), mix = edits && !edits->mixes.empty();

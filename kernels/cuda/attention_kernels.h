@@ -87,6 +87,27 @@ void launchAttentionForward(const AttentionParams& p, cudaStream_t stream);
 void launchAttenuationFixup(const AttentionParams& p, const int64_t* keyStart, const int64_t* keys,
                             cudaStream_t stream);
 
+// One decode step (a single query per head seeing every key), split over key chunks (attention_decode.cu).
+constexpr int kMaxDecodeGroup = 16;  // query heads per KV head
+struct DecodeParams {
+  ElemType type = ElemType::F32;
+  int heads = 0, kvHeads = 0, dim = 0;
+  int64_t nk = 0;
+  float scale = 1.0f;
+  bool vectorLoads = false;
+  TensorView3 q, k, v;  // q [heads, 1, dim]; k, v [kvHeads, nk, dim]
+  void* out = nullptr;  // [heads, 1, dim] contiguous, of outType
+  ElemType outType = ElemType::F32;
+  float* work = nullptr;  // decodeWorkFloats(p) floats: each chunk's partial output, maximum and sum
+  int splits = 1;         // chunks of `chunk` keys (splits * chunk >= nk)
+  int64_t chunk = 0;
+};
+inline int64_t decodeWorkFloats(const DecodeParams& p) {
+  const int64_t padded = p.dim <= 64 ? 64 : kMaxHeadDim;
+  return static_cast<int64_t>(p.heads) * p.splits * (padded + 2);
+}
+void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream);
+
 // Tensor-core kernels (attention_tc.cu): bf16/fp16, head_dim 64 or 128, 16-byte aligned rows, no ACT.
 bool tensorCoreEligible(const AttentionParams& p);
 // Forward on tensor cores: writes p.out and p.rowLse2 and, when rowStats is given, its row statistics

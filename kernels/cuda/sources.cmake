@@ -8,6 +8,7 @@ if(HEADSCOPE_CUDA_KERNELS)
     ${CMAKE_CURRENT_LIST_DIR}/attention_stats.cu
     ${CMAKE_CURRENT_LIST_DIR}/attention_point.cu
     ${CMAKE_CURRENT_LIST_DIR}/attention_tc.cu
+    ${CMAKE_CURRENT_LIST_DIR}/attention_decode.cu
   )
   target_link_libraries(hs_kernels_cuda PUBLIC hs_base CUDA::cudart)
   # The shared runtime: the same libcudart that LibTorch loads, so streams and errors are shared.

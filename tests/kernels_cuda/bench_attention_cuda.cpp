@@ -79,5 +79,23 @@ int main(int argc, char** argv) {
                 tTc, tInstr, tInstr / tPlain, tSdpa > 0 ? tTc / tSdpa : 0.0, mInstr);
     std::fflush(stdout);
   }
+
+  // One decode step (one query per head) over a long cache: our split-KV kernel vs LibTorch's fused
+  // attention on the same tensors; GB/s counts the K and V bytes read once.
+  std::printf("\n| context | split-KV decode us | sdpa decode us | split GB/s | sdpa GB/s |\n|---|---|---|---|---|\n");
+  for (const int64_t n : {int64_t{32768}, int64_t{131072}}) {
+    const auto q = at::randn({H, 1, D}, opt), k = at::randn({KVH, n, D}, opt), v = at::randn({KVH, n, D}, opt);
+    hs::kernels::AttentionCall call;
+    call.q = q, call.k = k, call.v = v, call.queryStart = n - 1, call.scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const double tSplit = timeMs([&] { hs::kernels::attentionCuda(call, nullptr); }, 20);
+    double tSdpa = 0.0;
+#if HS_TORCH_AT_LEAST(2, 1)
+    const auto q4 = q.reshape({1, KVH, H / KVH, D}), k4 = k.unsqueeze(0), v4 = v.unsqueeze(0);
+    tSdpa = timeMs([&] { at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, false); }, 20);
+#endif
+    const double bytes = 2.0 * static_cast<double>(KVH * n * D) * 2.0;
+    std::printf("| %lld | %.1f | %.1f | %.0f | %.0f |\n", static_cast<long long>(n), tSplit * 1e3, tSdpa * 1e3,
+                bytes / (tSplit * 1e-3) / 1e9, tSdpa > 0 ? bytes / (tSdpa * 1e-3) / 1e9 : 0.0);
+  }
   return 0;
 }

@@ -1,0 +1,177 @@
+// Split-KV decode attention (flash-decoding) for one new token per sequence: the keys are cut into
+// chunks spread over the whole GPU, each CTA handles the G query heads of one KV head on one chunk
+// (K and V are read once per group, not once per query head), and a second kernel merges the chunks'
+// partial outputs by their log-sum-exp. Without the split, a decode step at 32k-128k context keeps only
+// KVH x (query tiles) CTAs busy, each walking the whole cache: latency-bound, not bandwidth-bound.
+#include "kernels/cuda/attention_device.cuh"
+
+namespace hs::kernels::cuda {
+namespace {
+
+using namespace detail;
+
+constexpr int kDecThreads = 128;  // keys per inner step in the score phase, dims in the output phase
+constexpr int kDecKeys = kDecThreads;
+
+__device__ __forceinline__ float warpMax(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+__device__ __forceinline__ float warpSum(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// One CTA per (chunk, KV head). Per step of 128 keys: each thread scores one key for every head of
+// the group (its K row against q in shared memory), each warp turns a head's scores into
+// probabilities with the running maximum, then each thread accumulates one output dim over the
+// step's keys (V rows read coalesced). Writes the chunk's unnormalised output, maximum and sum.
+template <typename T, int D>
+__global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_constant__ DecodeParams p) {
+  __shared__ float sq[kMaxDecodeGroup][D];
+  __shared__ float ss[kMaxDecodeGroup][kDecKeys];
+  __shared__ float sm[kMaxDecodeGroup], sl[kMaxDecodeGroup], sa[kMaxDecodeGroup];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int kvh = blockIdx.y, split = blockIdx.x, G = p.heads / p.kvHeads;
+  const int64_t c0 = static_cast<int64_t>(split) * p.chunk, c1 = min(p.nk, c0 + p.chunk);
+  const float c2 = p.scale * kLog2e;
+
+  for (int i = tid; i < G * D; i += kDecThreads) {
+    const int g = i / D, d = i % D;
+    sq[g][d] = d < p.dim ? toFloat(rowPtr<T>(p.q, static_cast<int64_t>(kvh) * G + g, 0)[d]) * c2 : 0.0f;
+  }
+  if (tid < G) sm[tid] = -INFINITY, sl[tid] = 0.0f;
+  float acc[kMaxDecodeGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxDecodeGroup; ++g) acc[g] = 0.0f;
+  __syncthreads();
+
+  for (int64_t j0 = c0; j0 < c1; j0 += kDecKeys) {
+    const int64_t j = j0 + tid;
+    float s[kMaxDecodeGroup];
+#pragma unroll
+    for (int g = 0; g < kMaxDecodeGroup; ++g) s[g] = 0.0f;
+    if (j < c1) {
+      const T* kr = rowPtr<T>(p.k, kvh, j);
+#pragma unroll 2
+      for (int d0 = 0; d0 < D; d0 += 8) {
+        float x[8];
+        load8<T>(kr + d0, max(0, min(8, p.dim - d0)), p.vectorLoads, x);
+#pragma unroll
+        for (int g = 0; g < kMaxDecodeGroup; ++g)
+          if (g < G)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) s[g] = fmaf(sq[g][d0 + i], x[i], s[g]);
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxDecodeGroup; ++g)
+      if (g < G) ss[g][tid] = j < c1 ? s[g] : -INFINITY;
+    __syncthreads();
+
+    for (int g = warp; g < G; g += kDecThreads / 32) {
+      float v[kDecKeys / 32], mx = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < kDecKeys / 32; ++i) v[i] = ss[g][lane + 32 * i], mx = fmaxf(mx, v[i]);
+      mx = warpMax(mx);
+      const float mOld = sm[g], mNew = fmaxf(mOld, mx), mUse = mNew == -INFINITY ? 0.0f : mNew;
+      float sum = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kDecKeys / 32; ++i) {
+        const float pr = exp2f(v[i] - mUse);
+        ss[g][lane + 32 * i] = pr;
+        sum += pr;
+      }
+      sum = warpSum(sum);
+      __syncwarp();
+      if (lane == 0) {
+        const float a = exp2f(mOld - mUse);
+        sa[g] = a, sl[g] = sl[g] * a + sum, sm[g] = mNew;
+      }
+    }
+    __syncthreads();
+
+    if (tid < D && tid < p.dim) {
+#pragma unroll
+      for (int g = 0; g < kMaxDecodeGroup; ++g)
+        if (g < G) acc[g] *= sa[g];
+      const int n = static_cast<int>(min(static_cast<int64_t>(kDecKeys), c1 - j0));
+      for (int jj = 0; jj < n; ++jj) {
+        const float vv = toFloat(rowPtr<T>(p.v, kvh, j0 + jj)[tid]);
+#pragma unroll
+        for (int g = 0; g < kMaxDecodeGroup; ++g)
+          if (g < G) acc[g] = fmaf(ss[g][jj], vv, acc[g]);
+      }
+    }
+    __syncthreads();  // ss and sa are rewritten by the next step
+  }
+
+  // Partial result of this chunk: work[((kvh * splits + split) * G + g) * (D + 2) + (d | D: max | D+1: sum)]
+  float* w = p.work + (static_cast<int64_t>(kvh) * p.splits + split) * G * (D + 2);
+  if (tid < D) {
+#pragma unroll
+    for (int g = 0; g < kMaxDecodeGroup; ++g)
+      if (g < G) w[g * (D + 2) + tid] = acc[g];
+  }
+  if (tid < G) w[tid * (D + 2) + D] = sm[tid], w[tid * (D + 2) + D + 1] = sl[tid];
+}
+
+// One CTA per query head: merges the chunks, out[h, 0, d] = sum_s 2^(m_s - M) O_s[d] / sum_s 2^(m_s - M) l_s.
+template <typename T, int D>
+__global__ void __launch_bounds__(D) decodeMergeKernel(const __grid_constant__ DecodeParams p) {
+  const int h = blockIdx.x, G = p.heads / p.kvHeads, kvh = h / G, g = h % G, d = threadIdx.x;
+  const float* base = p.work + static_cast<int64_t>(kvh) * p.splits * G * (D + 2) + g * (D + 2);
+  const int64_t stride = static_cast<int64_t>(G) * (D + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, base[s * stride + D]);
+  float num = 0.0f, den = 0.0f;
+  if (M != -INFINITY) {
+    for (int s = 0; s < p.splits; ++s) {
+      const float f = exp2f(base[s * stride + D] - M);
+      den = fmaf(f, base[s * stride + D + 1], den);
+      num = fmaf(f, base[s * stride + d], num);
+    }
+  }
+  if (d >= p.dim) return;
+  const float v = den > 0.0f ? num / den : 0.0f;
+  if (p.outType == ElemType::F32)
+    static_cast<float*>(p.out)[static_cast<int64_t>(h) * p.dim + d] = v;
+  else if constexpr (sizeof(T) == 2)
+    static_cast<T*>(p.out)[static_cast<int64_t>(h) * p.dim + d] = T(v);
+}
+
+}  // namespace
+
+void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream) {
+  if (p.heads == 0 || p.nk == 0) return;
+  const bool ok = p.kvHeads > 0 && p.heads % p.kvHeads == 0 && p.heads / p.kvHeads <= kMaxDecodeGroup &&
+                  p.dim >= 1 && p.dim <= kMaxHeadDim && p.splits >= 1 && p.chunk >= 1 &&
+                  static_cast<int64_t>(p.splits) * p.chunk >= p.nk;
+  if (!ok)
+    throw Error(ErrorKind::InvalidArgument,
+                "attention_decode: unsupported call (heads " + std::to_string(p.heads) + "/" +
+                    std::to_string(p.kvHeads) + ", head_dim " + std::to_string(p.dim) + ", " +
+                    std::to_string(p.splits) + " chunks of " + std::to_string(p.chunk) + " for " +
+                    std::to_string(p.nk) + " keys)",
+                {}, "cuda");
+  dispatchType(p.type, [&](auto tag) {
+    using T = decltype(tag);
+    auto run = [&](auto dim) {
+      constexpr int D = decltype(dim)::value;
+      decodeSplitKernel<T, D><<<dim3(static_cast<unsigned>(p.splits), static_cast<unsigned>(p.kvHeads)),
+                                kDecThreads, 0, stream>>>(p);
+      checkLaunch("attention_decode");
+      decodeMergeKernel<T, D><<<static_cast<unsigned>(p.heads), D, 0, stream>>>(p);
+      checkLaunch("attention_decode_merge");
+    };
+    if (p.dim <= 64)
+      run(std::integral_constant<int, 64>{});
+    else
+      run(std::integral_constant<int, 128>{});
+  });
+}
+
+}  // namespace hs::kernels::cuda
