@@ -7,6 +7,7 @@ Writes OUTDIR/summary.json (every figure of docs/reference-model.md), OUTDIR/ref
 (classification and multiple choice for resources/eval/).
 """
 import argparse
+import copy
 import json
 import os
 import random
@@ -19,17 +20,29 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus as C  # noqa: E402
 import evalsets as E  # noqa: E402
-from model import load_hf  # noqa: E402
+from model import KVCache, load_hf  # noqa: E402
 from train import encode_docs  # noqa: E402
 
 MAX_NEW = 24  # every answer (<= 12 tokens + ".\n") ends well before; the reference code allows 50
 
 
 @torch.no_grad()
-def greedy(model, ids, dev, nl_ids, head_mask=None, want_attn=False):
-    """Greedy decoding by full recomputation; yields (step_token, attn list or None) until a newline."""
-    x = torch.tensor([ids], device=dev)
+def greedy(model, ids, dev, nl_ids, head_mask=None, want_attn=False, cached=True):
+    """Greedy decoding; yields (step_token, attn list or None) until a newline. Without attention maps
+    it decodes with a KV cache (KVCache: the eager path's operations, head mask included), otherwise
+    by full recomputation."""
     n0 = len(ids)
+    if cached and not want_attn:
+        cache = KVCache(model)
+        logits = cache.extend(torch.tensor([ids], device=dev), head_mask, n0 - 1)
+        for _ in range(MAX_NEW):
+            w = int(logits[0, -1].argmax())
+            yield w, None
+            if w in nl_ids:
+                return
+            logits = cache.extend(torch.tensor([[w]], device=dev), head_mask, n0 - 1)
+        return
+    x = torch.tensor([ids], device=dev)
     for _ in range(MAX_NEW):
         fast = head_mask is None and not want_attn
         logits, attn, _ = model(x, fast=fast, want_attn=want_attn, head_mask=head_mask, mask_from=n0 - 1)
@@ -68,6 +81,51 @@ def passkey_accuracy(model, tok, items, dev, nl_ids, head_mask=None):
         by_len.setdefault(it["length"], []).append(ok)
         rows.append(ok)
     return {str(k): 100.0 * sum(v) / len(v) for k, v in by_len.items()}, rows
+
+
+@torch.no_grad()
+def masked_passkey_accuracy(model, tok, items, dev, nl_ids, masks):
+    """passkey_accuracy under each of `masks` (None: no mask). The masks act only from the last prompt
+    token on, so the prompt before it is run once and its KV cache shared by every mask."""
+    res = [{} for _ in masks]
+    for it in items:
+        ids, n0 = it["ids"], len(it["ids"])
+        prefix = KVCache(model)
+        prefix.extend(torch.tensor([ids[:-1]], device=dev))
+        for r, mk in zip(res, masks):
+            cache = copy.copy(prefix)
+            cache.k, cache.v = list(prefix.k), list(prefix.v)
+            logits = cache.extend(torch.tensor([ids[-1:]], device=dev), mk, n0 - 1)
+            out = []
+            for _ in range(MAX_NEW):
+                w = int(logits[0, -1].argmax())
+                out.append(w)
+                if w in nl_ids:
+                    break
+                logits = cache.extend(torch.tensor([[w]], device=dev), mk, n0 - 1)
+            r.setdefault(it["length"], []).append(first_number(tok.decode(out)) == it["answer"])
+    return [{str(k): 100.0 * sum(v) / len(v) for k, v in r.items()} for r in res]
+
+
+def masking_check(model, tok, pk, heads, per_cell, dev, nl_ids, seeds=5):
+    """Retrieval-Head masking check: the detected heads vs `seeds` draws of as many other heads."""
+    L, H = model.s.num_hidden_layers, model.s.num_attention_heads
+    sub = [it for i, it in enumerate(pk) if i % per_cell < max(1, per_cell // 2)]
+
+    def mask_of(hs):
+        m = torch.zeros(L, H, dtype=torch.bool, device=dev)
+        for l, h in hs:
+            m[l, h] = True
+        return m
+    chosen = {(l, h) for l, h in heads}
+    others = [(l, h) for l in range(L) for h in range(H) if (l, h) not in chosen]
+    picks = [random.Random(seed).sample(others, len(heads)) for seed in range(seeds)]
+    accs = masked_passkey_accuracy(model, tok, sub, dev, nl_ids,
+                                   [None, mask_of(heads)] + [mask_of(p) for p in picks])
+    rand = [{"heads": p, "accuracy": a} for p, a in zip(picks, accs[2:])]
+    mean_rand = {k: sum(r["accuracy"][k] for r in rand) / len(rand) for k in accs[0]}
+    return {"n_prompts": len(sub), "k": len(heads), "heads": heads, "baseline": accs[0],
+            "retrieval_masked": accs[1], "random_masked_mean": mean_rand, "random_runs": rand}
 
 
 def retrieval_scores(model, tok, items, dev, nl_ids, L, H):
@@ -315,24 +373,7 @@ def main():
 
     def s_masking():
         heads = S.get("retrieval_heads_gt_0.1") or ([[1, 0], [1, 1]] if args.debug else [])
-        sub = [it for i, it in enumerate(pk) if i % per_cell < max(1, per_cell // 2)]
-        base, _ = passkey_accuracy(model, tok, sub, dev, nl_ids)
-        mask = torch.zeros(L, H, dtype=torch.bool, device=dev)
-        for l, h in heads:
-            mask[l, h] = True
-        masked, _ = passkey_accuracy(model, tok, sub, dev, nl_ids, head_mask=mask)
-        others = [(l, h) for l in range(L) for h in range(H) if not mask[l, h]]
-        rand = []
-        for seed in range(5):
-            pick = random.Random(seed).sample(others, len(heads))
-            rm = torch.zeros(L, H, dtype=torch.bool, device=dev)
-            for l, h in pick:
-                rm[l, h] = True
-            acc, _ = passkey_accuracy(model, tok, sub, dev, nl_ids, head_mask=rm)
-            rand.append({"heads": pick, "accuracy": acc})
-        mean_rand = {k: sum(r["accuracy"][k] for r in rand) / len(rand) for k in base}
-        S["masking"] = {"n_prompts": len(sub), "k": len(heads), "heads": heads, "baseline": base,
-                        "retrieval_masked": masked, "random_masked_mean": mean_rand, "random_runs": rand}
+        S["masking"] = masking_check(model, tok, pk, heads, per_cell, dev, nl_ids)
 
     def s_secondary():
         found, clip = secondary_sinks(model, held_batches[:8], dev, L, tok)

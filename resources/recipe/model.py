@@ -63,6 +63,7 @@ class Attention(nn.Module):
     def __init__(self, s):
         super().__init__()
         self.s = s
+        self.drop_head = 0.0  # DropHead (Zhou et al. 2020): probability of zeroing a head's output, training only
         hd = s.head_dim
         self.q_proj = nn.Linear(s.hidden_size, s.num_attention_heads * hd, bias=False)
         self.k_proj = nn.Linear(s.hidden_size, s.num_key_value_heads * hd, bias=False)
@@ -96,6 +97,10 @@ class Attention(nn.Module):
             logits = logits.masked_fill(causal, torch.finfo(logits.dtype).min)
             probs = torch.softmax(logits.float(), dim=-1).to(q.dtype)
             o = probs @ v
+        if self.training and self.drop_head > 0:
+            # Whole heads dropped per sequence, the rest rescaled, so no head is indispensable.
+            keep = (torch.rand(b, s.num_attention_heads, 1, 1, device=x.device) >= self.drop_head).to(o.dtype)
+            o = o * keep / (1.0 - self.drop_head)
         o = o.transpose(1, 2).reshape(b, n, -1)
         return self.o_proj(o), probs
 
@@ -151,6 +156,53 @@ class TinyLlama(nn.Module):
                 hidden.append(x)
         x = self.norm(x)
         return x @ self.embed_tokens.weight.t(), (attns if want_attn else None), (hidden if want_hidden else None)
+
+
+class KVCache:
+    """Keys (after RoPE) and values of every layer for incremental decoding with the eager path."""
+
+    def __init__(self, model):
+        self.model, self.k, self.v, self.n = model, [None] * model.s.num_hidden_layers, [None] * model.s.num_hidden_layers, 0
+
+    @torch.no_grad()
+    def extend(self, ids, head_mask=None, mask_from=0):
+        """Runs the new tokens `ids` [1, m] (positions n..n+m-1) against the cache; returns logits [1, m, V].
+        The same operations as Attention.forward's eager path, including the head mask on rows >= mask_from,
+        so greedy decoding gives the tokens of full recomputation at a fraction of the cost."""
+        m, s = ids.shape[1], self.model.s
+        hd, n0 = s.head_dim, self.n
+        cos, sin = rope_tables(s, n0 + m, ids.device)
+        x = self.model.embed_tokens(ids)
+        rep = s.num_attention_heads // s.num_key_value_heads
+        rows = torch.arange(n0, n0 + m, device=ids.device)
+        causal = rows.view(-1, 1) < torch.arange(n0 + m, device=ids.device).view(1, -1)
+        for i, blk in enumerate(self.model.layers):
+            at = blk.self_attn
+            h = blk.input_layernorm(x)
+            q = at.q_proj(h).view(1, m, s.num_attention_heads, hd).transpose(1, 2)
+            k = at.k_proj(h).view(1, m, s.num_key_value_heads, hd).transpose(1, 2)
+            v = at.v_proj(h).view(1, m, s.num_key_value_heads, hd).transpose(1, 2)
+            c, si = cos[n0:n0 + m].to(q.dtype), sin[n0:n0 + m].to(q.dtype)
+            q = q * c + rotate_half(q) * si
+            k = k * c + rotate_half(k) * si
+            self.k[i] = k if self.k[i] is None else torch.cat([self.k[i], k], dim=2)
+            self.v[i] = v if self.v[i] is None else torch.cat([self.v[i], v], dim=2)
+            kk = self.k[i].repeat_interleave(rep, dim=1)
+            vv = self.v[i].repeat_interleave(rep, dim=1)
+            logits = (q @ kk.transpose(2, 3)) / math.sqrt(hd)
+            hm = head_mask[i] if head_mask is not None and bool(head_mask[i].any()) else None
+            if hm is not None:
+                sel = hm.view(1, -1, 1, 1) & (rows >= mask_from).view(1, 1, -1, 1)
+                logits = logits.masked_fill(sel, 0.0)
+            logits = logits.masked_fill(causal, torch.finfo(logits.dtype).min)
+            probs = torch.softmax(logits.float(), dim=-1).to(q.dtype)
+            o = (probs @ vv).transpose(1, 2).reshape(1, m, -1)
+            x = x + at.o_proj(o)
+            h = blk.post_attention_layernorm(x)
+            x = x + blk.down_proj(F.silu(blk.gate_proj(h)) * blk.up_proj(h))
+        self.n += m
+        x = self.model.norm(x)
+        return x @ self.model.embed_tokens.weight.t()
 
 
 def save_file(tensors, path):

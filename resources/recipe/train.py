@@ -5,6 +5,14 @@
 
 The run stops at --steps or at --time-budget seconds, whichever comes first; the learning-rate
 schedule follows the larger of the two progress fractions so that either way it ends annealed.
+
+Longer runs go in segments, one per device command (10 minutes each):
+    train.py ... --out A --time-budget 540 --total-seconds 900            (segment 1, schedule of 900 s)
+    train.py ... --out B --resume A --time-budget 360 --total-seconds 900 (segment 2 continues it)
+A segment resumes from the previous one's bf16 weights and training_log.json (step, seconds done):
+fp32 master weights and Adam moments are not kept (they would not fit through the device's file
+limits), so each resumed segment re-warms the learning rate over --rewarmup steps while Adam's
+moments refill (beta2 0.95: about 20 steps of memory).
 """
 import argparse
 import json
@@ -19,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus as C  # noqa: E402
-from model import LlamaShape, TinyLlama, save_hf  # noqa: E402
+from model import LlamaShape, TinyLlama, load_hf, save_hf  # noqa: E402
 from tasks import TaskMaker  # noqa: E402
 
 
@@ -33,6 +41,11 @@ def encode_docs(tok, docs):
 
 def prepare(args):
     """Unpacks the .debs, trains (or loads) the tokenizer; returns (tok, train_ids, held_ids, words)."""
+    if args.resume and not args.debug:
+        import shutil
+        os.makedirs(args.out, exist_ok=True)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy2(os.path.join(args.resume, name), os.path.join(args.out, name))
     root = os.path.join(args.work, "debroot")
     C.unpack_debs(args.debs, root)
     train_docs, held_docs = C.load_texts(root, gcide_chars=args.gcide_chars)
@@ -67,6 +80,25 @@ class Batches(torch.utils.data.IterableDataset):
             yield torch.tensor(xs, dtype=torch.long), torch.tensor(ws, dtype=torch.float32)
 
 
+@torch.no_grad()
+def sink_probe(model, held_ids, n=1024, k=4, bos=1):
+    """Mean attention on token 0 per head over k held-out windows <s> + n-1 tokens (as evaluate.py's
+    sink_mass, fewer windows); returns (heads after layer 0 with m >= 0.2, largest m after layer 0)."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    step = max(1, (len(held_ids) - n) // k)
+    m = None
+    for i in range(k):
+        x = torch.tensor([[bos] + held_ids[i * step:i * step + n - 1].tolist()], device=dev)
+        _, attn, _ = model(x, fast=False, want_attn=True)
+        cur = torch.stack([a[0, :, 1:, 0].float().mean(-1) for a in attn])
+        m = cur if m is None else m + cur
+    model.train(was)
+    later = (m / k)[1:]
+    return int((later >= 0.2).sum()), round(float(later.max()), 3)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--debs", required=True)
@@ -87,9 +119,27 @@ def main():
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--packed-bos", action="store_true", help="open every short task with <s> (experiment)")
+    ap.add_argument("--heads", type=int, default=8, help="query heads per layer (head_dim = 256 / heads)")
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--rope-theta", type=float, default=10000.0)
+    ap.add_argument("--drop-head", type=float, default=0.0, help="DropHead probability per head and sequence")
+    ap.add_argument("--total-seconds", type=float, default=0.0,
+                    help="training seconds of the whole schedule over all segments (default: --time-budget)")
+    ap.add_argument("--resume", default="", help="folder of the previous segment (weights + training_log.json)")
+    ap.add_argument("--rewarmup", type=int, default=100, help="learning-rate warm-up steps of a resumed segment")
+    ap.add_argument("--probe-every", type=int, default=1000, help="steps between sink probes (0: off)")
     args = ap.parse_args()
     if args.debug:
         args.steps, args.batch, args.seq, args.workers, args.gcide_chars = 6, 2, 256, 0, 300_000
+    prev = {"steps": 0, "train_seconds": 0.0, "segments": [], "log": []}
+    if args.resume:
+        with open(os.path.join(args.resume, "training_log.json")) as f:
+            prev = json.load(f)
+        prev.setdefault("segments", [{"steps": prev["steps"], "train_seconds": prev["train_seconds"]}])
+    segment = len(prev["segments"])
+    total_s = args.total_seconds or args.time_budget
+    if args.debug:
+        args.steps = prev["steps"] + 6  # six steps per debug segment
 
     t0 = time.time()
     torch.manual_seed(args.seed)
@@ -101,27 +151,46 @@ def main():
     print(f"data: {len(train_ids)} train tokens, {len(held_ids)} held-out tokens, vocab {vocab}, "
           f"{len(words)} words, {time.time() - t0:.1f}s", flush=True)
 
-    shape = LlamaShape(vocab_size=vocab, max_position_embeddings=args.max_pos)
+    shape = LlamaShape(vocab_size=vocab, max_position_embeddings=args.max_pos, num_attention_heads=args.heads,
+                       num_key_value_heads=args.kv_heads, rope_theta=args.rope_theta)
     if args.debug:
         shape = LlamaShape(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           max_position_embeddings=args.max_pos)
+                           max_position_embeddings=args.max_pos, num_attention_heads=args.heads,
+                           num_key_value_heads=args.kv_heads, rope_theta=args.rope_theta)
     model = TinyLlama(shape).to(dev)
+    if args.resume:
+        old = load_hf(args.resume, dev)
+        if old.s != shape:
+            raise SystemExit(f"--resume {args.resume}: its config.json ({old.s}) differs from this run's shape ({shape})")
+        with torch.no_grad():
+            for p, q in zip(model.parameters(), old.parameters()):
+                p.copy_(q)
+        print(f"resumed from {args.resume}: segment {segment}, step {prev['steps']}, "
+              f"{prev['train_seconds']}s done of {total_s}s", flush=True)
+    for blk in model.layers:
+        blk.self_attn.drop_head = args.drop_head
+    model.train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params} parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if dev == "cuda" else {}))
-    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed, args.batch, args.seq, vocab, args.packed_bos),
+    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed + 17 * segment, args.batch, args.seq, vocab, args.packed_bos),
                                        batch_size=None, num_workers=args.workers, pin_memory=dev == "cuda",
                                        **({"prefetch_factor": 4, "persistent_workers": True} if args.workers else {}))
     budget = min(args.time_budget, args.deadline - (time.time() - t0))
-    log, step, t_train, progress = [], 0, time.time(), 0.0
+    log, step0, t_train = prev["log"], prev["steps"], time.time()
+    step, done0, wait = step0, prev["train_seconds"], 0.0
+    progress = max(step / args.steps, done0 / total_s)
     it = iter(data)
-    while progress < 1.0:
+    while progress < 1.0 and time.time() - t_train < budget:
+        tw = time.time()
         x, w = next(it)
+        wait += time.time() - tw
         x, w = x.to(dev, non_blocking=True), w.to(dev, non_blocking=True)
-        lr_scale = min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        warm = min(1.0, (step + 1) / args.warmup) if segment == 0 else min(1.0, (step - step0 + 1) / args.rewarmup)
+        lr_scale = warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = args.lr * lr_scale
         with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
@@ -135,19 +204,31 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        progress = max(step / args.steps, (time.time() - t_train) / budget)
-        if step % 50 == 0 or step == 1 or progress >= 1.0:
+        elapsed = time.time() - t_train
+        progress = max(step / args.steps, (done0 + elapsed) / total_s)
+        last = progress >= 1.0 or elapsed >= budget
+        if step % 50 == 0 or step == step0 + 1 or last:
             plain = ce.mean().item()
-            log.append({"step": step, "seconds": round(time.time() - t_train, 1), "loss": round(loss.item(), 4),
+            log.append({"step": step, "seconds": round(done0 + elapsed, 1), "loss": round(loss.item(), 4),
                         "lm_loss": round(plain, 4), "lr": args.lr * lr_scale})
+            if args.probe_every and (step % args.probe_every == 0 or last):
+                n_sink, m_max = sink_probe(model, held_ids, n=min(1024, args.seq))
+                log[-1].update({"sink_heads": n_sink, "sink_max": m_max, "data_wait_s": round(wait, 1)})
             print(json.dumps(log[-1]), flush=True)
     train_s = time.time() - t_train
     save_hf(model, args.out)
     if not args.debug:
         C.save_tokenizer(tok, args.out, max_len=args.max_pos)
-    summary = {"steps": step, "train_seconds": round(train_s, 1), "total_seconds": round(time.time() - t0, 1),
+    segments = prev["segments"] + [{"steps": step - step0, "train_seconds": round(train_s, 1),
+                                    "data_wait_seconds": round(wait, 1), "total_seconds": round(time.time() - t0, 1),
+                                    "resumed_from_step": step0}]
+    summary = {"steps": step, "train_seconds": round(done0 + train_s, 1), "schedule_seconds": total_s,
+               "finished": progress >= 1.0, "segments": segments,
                "tokens_seen": step * args.batch * args.seq, "parameters": n_params, "batch": args.batch,
-               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "packed_bos": args.packed_bos, "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
+               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "packed_bos": args.packed_bos,
+               "drop_head": args.drop_head,
+               "heads": args.heads, "kv_heads": args.kv_heads, "rope_theta": args.rope_theta, "rewarmup": args.rewarmup if segment else None,
+               "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
                "torch": torch.__version__, "stopped_by": "steps" if step >= args.steps else "time", "log": log}
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(summary, f, indent=1)
