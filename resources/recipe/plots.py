@@ -22,7 +22,9 @@ def main():
 
     names = [("sink_mass", "sink mass on token 0"), ("previous_token", "previous-token score"),
              ("induction", "induction score"), ("retrieval_score", "retrieval score")]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    wide = len(s["sink_mass"][0]) > 8
+    fig, axes = plt.subplots(2, 2, figsize=(16, 9)) if wide else plt.subplots(1, 4, figsize=(16, 4))
+    axes = np.ravel(axes)
     for ax, (key, title) in zip(axes, names):
         t = np.array(s[key])
         im = ax.imshow(t, vmin=0, vmax=1, cmap="viridis")
@@ -42,6 +44,8 @@ def main():
     a.set_xlabel("step (32 x 2048 tokens)")
     a.set_ylabel("cross-entropy (nats)")
     a.set_ylim(1, 8.5)
+    for seg in log.get("segments", [])[1:]:  # a resumed segment starts here (re-warm-up of the learning rate)
+        a.axvline(seg["resumed_from_step"], color="grey", linestyle=":", label="resumed (next device command)")
     a.legend()
     a.set_title("training loss")
     m = s["masking"]
