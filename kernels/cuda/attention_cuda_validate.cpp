@@ -1,6 +1,7 @@
 // Validation of an AttentionCall for the CUDA kernels: everything is checked before any device buffer
 // is sized from it, and each error names the field and says what was expected and what was found.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <set>
@@ -89,6 +90,9 @@ void validateEdits(const LayerEdits& e, int64_t heads, int64_t dim, int64_t last
     require(m.alpha.defined() && m.alpha.numel() == 1, ErrorKind::InvalidArgument, field,
             "expected a one-element alpha tensor");
     require(m.sink >= 0 && m.window >= 0, ErrorKind::InvalidArgument, field, "expected sink, window >= 0");
+    // The kernels are inference-only: a gradient through alpha would silently be missing.
+    require(!(m.alpha.requires_grad() && at::GradMode::is_enabled()), ErrorKind::Unsupported, field,
+            "alpha requires grad: train DuoAttention gates on the CPU (the CUDA kernels do not differentiate)");
     require(mixHeads.insert(m.head).second, ErrorKind::Unsupported, field,
             "the CUDA kernels take one streaming mix per head; head " + std::to_string(m.head) + " has two");
   }

@@ -229,6 +229,11 @@ TEST_CASE("attentionCuda rejects bad calls with the field named, and stays usabl
        ErrorKind::InvalidArgument, "edits.masks[4]: head 9 out of range"},
       {"negative beta", [](auto&, auto& p) { p.edits.attenuations[1].beta = -1; }, ErrorKind::InvalidArgument,
        "expected beta >= 0"},
+      {"alpha requiring grad",
+       [](auto&, auto& p) {
+         p.edits.mixes[0].alpha = at::scalar_tensor(0.5).requires_grad_();
+       },
+       ErrorKind::Unsupported, "edits.mixes[0]: alpha requires grad"},
       {"headScale size", [](auto&, auto& p) { p.edits.headScale = at::ones({3}); },
        ErrorKind::InvalidArgument, "edits.headScale: expected 4 values, found 3"},
       {"huge tile",
