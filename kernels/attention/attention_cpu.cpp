@@ -48,33 +48,62 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 void requireArg(bool cond, const std::string& what) { check(cond, ErrorKind::InvalidArgument, what, {}, "attention"); }
 
+std::string shapeOf(const at::Tensor& t) {
+  if (!t.defined()) return "none";
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// Each message names the culprit and says what was expected and what was found.
 void validate(const AttentionCall& c) {
-  requireArg(c.q.defined() && c.k.defined() && c.v.defined(), "q, k and v must be given");
-  requireArg(c.q.dim() == 3 && c.k.dim() == 3 && c.v.dim() == 3, "q, k, v must be [heads, tokens, head_dim]");
-  requireArg(c.k.sizes() == c.v.sizes(), "k and v shapes differ");
-  requireArg(c.q.size(2) == c.k.size(2), "q and k head_dim differ");
-  requireArg(c.k.size(0) > 0 && c.q.size(0) % c.k.size(0) == 0, "query heads must be a multiple of KV heads");
+  requireArg(c.q.defined() && c.k.defined() && c.v.defined(),
+             "q, k and v must be given (q " + shapeOf(c.q) + ", k " + shapeOf(c.k) + ", v " + shapeOf(c.v) + ")");
+  requireArg(c.q.dim() == 3 && c.k.dim() == 3 && c.v.dim() == 3,
+             "q, k, v must be [heads, tokens, head_dim], found q " + shapeOf(c.q) + ", k " + shapeOf(c.k) + ", v " +
+                 shapeOf(c.v));
+  requireArg(c.k.sizes() == c.v.sizes(), "k and v shapes differ: k " + shapeOf(c.k) + ", v " + shapeOf(c.v));
+  requireArg(c.q.size(2) == c.k.size(2), "q and k head_dim differ: q " + std::to_string(c.q.size(2)) + ", k " +
+                                             std::to_string(c.k.size(2)));
+  requireArg(c.k.size(0) > 0 && c.q.size(0) % c.k.size(0) == 0,
+             "query heads must be a multiple of KV heads, found " + std::to_string(c.q.size(0)) + " and " +
+                 std::to_string(c.k.size(0)) + " KV heads");
   requireArg(c.queryStart >= 0 && c.queryStart + c.q.size(1) <= c.k.size(1),
              "queries at positions " + std::to_string(c.queryStart) + ".." +
                  std::to_string(c.queryStart + c.q.size(1) - 1) + " need that many keys, have " +
                  std::to_string(c.k.size(1)));
   const int64_t heads = c.q.size(0);
+  const std::string range = " (expected 0.." + std::to_string(heads - 1) + ")";
   if (c.edits) {
     auto headOk = [&](int h) { return h >= 0 && h < heads; };
     for (const auto& [h, m] : c.edits->masks) {
-      requireArg(headOk(h), "mask head " + std::to_string(h) + " out of range");
+      requireArg(headOk(h), "mask head " + std::to_string(h) + " out of range" + range);
       if (m.kind == HeadMask::Kind::Blocks)
-        requireArg(m.blockSize > 0 && m.blocks.defined() && m.blocks.dim() == 2, "block mask needs [qb, kb] bools");
-      if (m.kind == HeadMask::Kind::SinkWindow) requireArg(m.sink >= 0 && m.window >= 0, "negative sink/window");
+        requireArg(m.blockSize > 0 && m.blocks.defined() && m.blocks.dim() == 2,
+                   "block mask needs blockSize > 0 and [qb, kb] bools, found blockSize " +
+                       std::to_string(m.blockSize) + ", blocks " + shapeOf(m.blocks));
+      if (m.kind == HeadMask::Kind::SinkWindow)
+        requireArg(m.sink >= 0 && m.window >= 0, "negative sink/window: sink " + std::to_string(m.sink) +
+                                                     ", window " + std::to_string(m.window));
     }
-    for (const auto& b : c.edits->biases) requireArg(headOk(b.head), "logit bias head out of range");
-    for (const auto& a : c.edits->attenuations)
-      requireArg(headOk(a.head) && a.beta >= 0.0, "attenuation head out of range or negative beta");
-    for (const auto& m : c.edits->mixes)
-      requireArg(headOk(m.head) && m.alpha.defined() && m.alpha.numel() == 1, "mix head/alpha invalid");
-    if (c.edits->headScale.defined()) requireArg(c.edits->headScale.numel() == heads, "headScale must be [heads]");
+    for (const auto& b : c.edits->biases)
+      requireArg(headOk(b.head), "logit bias head " + std::to_string(b.head) + " out of range" + range);
+    for (const auto& a : c.edits->attenuations) {
+      requireArg(headOk(a.head), "attenuation head " + std::to_string(a.head) + " out of range" + range);
+      requireArg(a.beta >= 0.0, "attenuation beta must be >= 0, found " + std::to_string(a.beta));
+    }
+    for (const auto& m : c.edits->mixes) {
+      requireArg(headOk(m.head), "mix head " + std::to_string(m.head) + " out of range" + range);
+      requireArg(m.alpha.defined() && m.alpha.numel() == 1,
+                 "mix alpha must be a one-element tensor, found " + shapeOf(m.alpha));
+    }
+    if (c.edits->headScale.defined())
+      requireArg(c.edits->headScale.numel() == heads, "headScale must be [heads] = [" + std::to_string(heads) +
+                                                          "], found " + shapeOf(c.edits->headScale));
     if (c.edits->headAdd.defined())
-      requireArg(c.edits->headAdd.numel() == heads * c.q.size(2), "headAdd must be [heads, head_dim]");
+      requireArg(c.edits->headAdd.numel() == heads * c.q.size(2),
+                 "headAdd must be [heads, head_dim] = [" + std::to_string(heads) + ", " +
+                     std::to_string(c.q.size(2)) + "], found " + shapeOf(c.edits->headAdd));
   }
 }
 
