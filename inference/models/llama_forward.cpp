@@ -74,8 +74,8 @@ at::Tensor Model::embed(const std::vector<TokenId>& ids) const {
   return at::embedding(embedding_, idx);
 }
 
-at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int64_t pos0, const RopeTables& rope,
-                                 const ForwardOptions& o) {
+at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int64_t pos0,
+                                 const RopeTables& rope, const ForwardOptions& o) {
   const auto& w = layers_[static_cast<size_t>(l)];
   const auto& c = config_;
   const int64_t n = x.size(0), heads = c.numHeads, kvHeads = c.numKvHeads, dim = c.headDim;
@@ -151,20 +151,44 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
   // One finiteness flag per layer, read once after the last layer: a read per layer would stall the
   // GPU's queue 32 times per decode step.
   std::vector<at::Tensor> finite;
+  // A LibTorch error inside a layer (a failed kernel, a tap function's TORCH_CHECK) becomes an
+  // hs::Error naming the layer; out-of-memory passes through to forward(), which adds the estimate.
+  // On CUDA an asynchronous kernel failure may surface at a later layer or at the final check.
+  auto layerError = [&](const c10::Error& e, const std::string& where, const std::string& field) {
+    const std::string what = e.what_without_backtrace();
+    return Error(device().is_cpu() ? ErrorKind::Internal : ErrorKind::Device,
+                 where + ": LibTorch error: " + what.substr(0, what.find('\n')), dir_, field);
+  };
   for (int l = first; l < last; ++l) {
     progress.throwIfCancelled("layer " + std::to_string(l));
-    const auto& w = layers_[static_cast<size_t>(l)];
-    h = tap({Hook::ResidPre, l}, h, o);
-    const auto attn = tap({Hook::AttnOut, l}, attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, rope, o), o);
-    h = tap({Hook::ResidMid, l}, h + attn, o);
-    const auto out =
-        tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
-    h = tap({Hook::ResidPost, l}, h + out, o);
-    finite.push_back(h.isfinite().all());
+    try {
+      const auto& w = layers_[static_cast<size_t>(l)];
+      h = tap({Hook::ResidPre, l}, h, o);
+      const auto attn =
+          tap({Hook::AttnOut, l},
+              attentionBlock(l, rmsNorm(h, w.inputNorm, config_.rmsNormEps), cache, pos0, rope, o), o);
+      h = tap({Hook::ResidMid, l}, h + attn, o);
+      const auto out =
+          tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
+      h = tap({Hook::ResidPost, l}, h + out, o);
+      finite.push_back(h.isfinite().all());
+    } catch (const c10::OutOfMemoryError&) {
+      throw;
+    } catch (const c10::Error& e) {
+      throw layerError(e, "layer " + std::to_string(l), "model.layers." + std::to_string(l));
+    }
     progress.report(static_cast<double>(l + 1) / static_cast<double>(config_.numLayers), "forward");
   }
   if (!finite.empty()) {
-    const auto flags = at::stack(finite).to(at::kCPU);
+    at::Tensor flags;
+    try {
+      flags = at::stack(finite).to(at::kCPU);  // waits for the device: late CUDA errors show here
+    } catch (const c10::OutOfMemoryError&) {
+      throw;
+    } catch (const c10::Error& e) {
+      throw layerError(e, "layers " + std::to_string(first) + ".." + std::to_string(last - 1),
+                       "model.layers");
+    }
     if (!flags.all().item<bool>()) {
       const int bad = first + static_cast<int>(flags.logical_not().nonzero()[0][0].item<int64_t>());
       throw Error(ErrorKind::Numerical,

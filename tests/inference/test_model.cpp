@@ -17,7 +17,9 @@ std::vector<int64_t> randomIds(int64_t n, int64_t vocab, uint64_t seed) {
   return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
 }
 
-std::vector<TokenId> toTokens(const std::vector<int64_t>& ids) { return {ids.begin(), ids.end()}; }
+std::vector<TokenId> toTokens(const std::vector<int64_t>& ids) {
+  return {ids.begin(), ids.end()};
+}
 
 double relErr(const at::Tensor& got, const at::Tensor& ref) {
   return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
@@ -34,7 +36,8 @@ struct Fixture {
     o.loadTokenizer = false;
     model = Model::load(dir.path(), o);
   }
-  at::Tensor forward(const std::vector<int64_t>& ids, ForwardHooks* hooks = nullptr, ForwardRecord* rec = nullptr) {
+  at::Tensor forward(const std::vector<int64_t>& ids, ForwardHooks* hooks = nullptr,
+                     ForwardRecord* rec = nullptr) {
     auto cache = model->newCache();
     ForwardOptions o;
     o.hooks = hooks;
@@ -46,10 +49,23 @@ struct Fixture {
 TinySpec variant(int which) {
   TinySpec s;
   switch (which) {
-    case 0: break;                                                     // llama, GQA 2
-    case 1: s.kvHeads = 1; s.tied = true; s.qkvBias = true; break;     // MQA, tied, biases
-    case 2: s.modelType = "qwen3"; s.qkNorm = true; s.headDim = 16; break;  // head_dim != hidden/heads
-    case 3: s.modelType = "mistral"; s.slidingWindow = 5; s.kvHeads = 4; break;
+    case 0:
+      break;  // llama, GQA 2
+    case 1:
+      s.kvHeads = 1;
+      s.tied = true;
+      s.qkvBias = true;
+      break;  // MQA, tied, biases
+    case 2:
+      s.modelType = "qwen3";
+      s.qkNorm = true;
+      s.headDim = 16;
+      break;  // head_dim != hidden/heads
+    case 3:
+      s.modelType = "mistral";
+      s.slidingWindow = 5;
+      s.kvHeads = 4;
+      break;
   }
   s.seed = 10 + static_cast<uint64_t>(which);
   return s;
@@ -68,7 +84,9 @@ TEST_CASE("forward matches the independent reference for each variant", "[model]
   // Attention maps through the probe equal the reference maps.
   ForwardHooks hooks;
   auto maps = at::zeros_like(refAttn, at::kFloat);
-  hooks.probe = [&](int l, int64_t first, const at::Tensor& p) { maps[l].narrow(1, first, p.size(1)).copy_(p); };
+  hooks.probe = [&](int l, int64_t first, const at::Tensor& p) {
+    maps[l].narrow(1, first, p.size(1)).copy_(p);
+  };
   f.forward(ids, &hooks);
   CHECK((maps.to(at::kDouble) - refAttn).abs().max().item<double>() < 1e-5);
 }
@@ -121,7 +139,8 @@ TEST_CASE("head ablation and sink+window masks match the reference", "[model][in
   CHECK((s0.colSum.to(at::kDouble) - refAttn[0].sum(1)).abs().max().item<double>() < 1e-4);
 }
 
-TEST_CASE("taps record the residual stream and reuse from layer l reproduces an ablated run", "[model][taps]") {
+TEST_CASE("taps record the residual stream and reuse from layer l reproduces an ablated run",
+          "[model][taps]") {
   Fixture f(variant(0));
   const auto ids = randomIds(12, f.spec.vocab, 8);
   ForwardHooks hooks;
@@ -151,6 +170,30 @@ TEST_CASE("taps record the residual stream and reuse from layer l reproduces an 
   ForwardHooks zeroHeads;
   zeroHeads.edits[0].headScale = at::zeros({4});
   CHECK(at::allclose(f.forward(ids, &patch), f.forward(ids, &zeroHeads), 1e-5, 1e-5));
+}
+
+TEST_CASE("a LibTorch error inside a layer becomes hs::Error naming the layer, and the model stays usable",
+          "[model][errors]") {
+  Fixture f(variant(0));
+  const auto ids = randomIds(12, f.spec.vocab, 5);
+  const auto before = f.forward(ids);
+  ForwardHooks failing;
+  failing.patch = {{Hook::MlpOut, 1}};
+  failing.tapFunction = [](const TapPoint&, const at::Tensor& x) -> at::Tensor {
+    TORCH_CHECK(x.size(0) < 0, "tap function refused the tensor");  // always fails
+    return x;
+  };
+  try {
+    f.forward(ids, &failing);
+    FAIL("no error");
+  } catch (const Error& e) {
+    INFO(e.what());
+    CHECK(e.kind() == ErrorKind::Internal);
+    CHECK(std::string(e.what()).find("layer 1: LibTorch error: tap function refused the tensor") !=
+          std::string::npos);
+    CHECK(std::string(e.what()).find("model.layers.1") != std::string::npos);
+  }
+  CHECK(at::equal(f.forward(ids), before));  // nothing of the failed call is left behind
 }
 
 TEST_CASE("the DuoAttention mix is differentiable in alpha", "[model][interventions]") {
