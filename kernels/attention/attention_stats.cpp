@@ -20,6 +20,23 @@ at::Tensor padColumns(const at::Tensor& t, int64_t nk) {
   return out;
 }
 
+// Lags (query position - key) up to this many diagonals are summed diagonal by diagonal; wider
+// windows or bands take one dense masked pass.
+constexpr int64_t kMaxDiagonals = 256;
+
+// Calls f(values [H, len], firstRow, firstKey) for each lag L in [lo, hi] that has elements in the
+// block: the diagonal of p [H, rows, nk] whose row r holds key qpos[r] - L (qpos[r] = pos0 + r).
+template <typename F>
+void forEachLag(const at::Tensor& p, int64_t pos0, int64_t lo, int64_t hi, F&& f) {
+  const int64_t rows = p.size(1), nk = p.size(2);
+  for (int64_t lag = std::max<int64_t>(lo, 0); lag <= hi; ++lag) {
+    const int64_t d = pos0 - lag;  // key - row along the diagonal
+    const int64_t r0 = std::max<int64_t>(0, -d), k0 = r0 + d;
+    if (r0 >= rows || k0 >= nk) continue;
+    f(lag, p.diagonal(d, 1, 2), r0, k0);
+  }
+}
+
 }  // namespace
 
 StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64_t nq, int64_t nk,
@@ -73,7 +90,7 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
   auto rowSlice = [&](at::Tensor& t) { return t.narrow(1, firstRow, rows); };
   const auto kpos = at::arange(nk_, at::kLong).unsqueeze(0);
   const auto qp = qpos.unsqueeze(1);
-  const auto dist = (qp - kpos).clamp_min(0).to(at::kFloat);  // [rows, nk]
+  const auto dist = (qp - kpos).clamp_min(0).to(at::kFloat);  // [rows, nk]: lag, 0 above the diagonal
 
   rowSlice(s_.sinkFirst).copy_(p.select(2, 0));
   std::vector<int64_t> sinks;
@@ -81,46 +98,87 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
     if (j >= 0 && j < nk_ && std::find(sinks.begin(), sinks.end(), j) == sinks.end()) sinks.push_back(j);
   if (!sinks.empty()) rowSlice(s_.sinkSet).copy_(p.index_select(2, at::tensor(sinks, at::kLong)).sum(2));
   rowSlice(s_.entropy).copy_(at::xlogy(p, p).sum(2).neg());
-  const auto stream = ((kpos < req_->streamSink) | (kpos > qp - req_->streamWindow)).to(at::kFloat);
-  rowSlice(s_.streamMass).copy_((p * stream).sum(2));
+  const auto rowSum = p.sum(2);  // [H, rows]: 1, or 0 for a row that sees no key
+  const int64_t pos0 = qpos[0].item<int64_t>();  // the block's queries are pos0, pos0 + 1, ...
   rowSlice(s_.meanDistance).copy_((p * dist).sum(2));
-  rowSlice(s_.waad).copy_((p * dist.clamp_max(static_cast<double>(req_->distanceCap))).sum(2));
+
+  // Stream mass: the first streamSink keys, plus the window diagonals (lag < streamWindow) past them.
+  const int64_t sink = std::clamp<int64_t>(req_->streamSink, 0, nk_);
+  if (req_->streamWindow <= kMaxDiagonals) {
+    auto stream = sink > 0 ? p.narrow(2, 0, sink).sum(2) : at::zeros_like(rowSum);
+    forEachLag(p, pos0, 0, req_->streamWindow - 1, [&](int64_t, const at::Tensor& diag, int64_t r0, int64_t k0) {
+      const int64_t skip = std::max<int64_t>(0, sink - k0);  // keys < sink are counted already
+      const int64_t len = diag.size(1) - skip;
+      if (len > 0) stream.narrow(1, r0 + skip, len).add_(diag.narrow(1, skip, len));
+    });
+    rowSlice(s_.streamMass).copy_(stream);
+  } else {
+    const auto window = ((kpos < req_->streamSink) | (kpos > qp - req_->streamWindow)).to(at::kFloat);
+    rowSlice(s_.streamMass).copy_((p * window).sum(2));
+  }
+
+  // WAAD: sum_j A min(lag, W) = W * rowSum - sum over lags L < W of (W - L) A[i, i - L].
+  const int64_t cap = req_->distanceCap;
+  if (cap <= kMaxDiagonals) {
+    auto waad = rowSum * static_cast<double>(cap);
+    forEachLag(p, pos0, 0, cap - 1, [&](int64_t lag, const at::Tensor& diag, int64_t r0, int64_t) {
+      waad.narrow(1, r0, diag.size(1)).sub_(diag, static_cast<double>(cap - lag));
+    });
+    rowSlice(s_.waad).copy_(waad);
+  } else {
+    rowSlice(s_.waad).copy_((p * dist.clamp_max(static_cast<double>(cap))).sum(2));
+  }
+
   const auto [top, arg] = p.max(2);
   rowSlice(s_.top1Prob).copy_(top);
   rowSlice(s_.top1Pos).copy_(arg);
   s_.colSum.add_(p.sum(1));
-  const auto lag = qp - kpos;
-  const auto band = ((lag >= req_->bandLo) & (lag <= req_->bandHi)).to(at::kFloat);
-  s_.colSumBand.add_((p * band).sum(1));
 
+  // Band column sums: each lag's diagonal adds to a contiguous range of keys.
+  if (req_->bandHi - req_->bandLo < kMaxDiagonals) {
+    forEachLag(p, pos0, req_->bandLo, req_->bandHi, [&](int64_t, const at::Tensor& diag, int64_t, int64_t k0) {
+      s_.colSumBand.narrow(1, k0, diag.size(1)).add_(diag);
+    });
+  } else {
+    const auto lag = qp - kpos;
+    const auto band = ((lag >= req_->bandLo) & (lag <= req_->bandHi)).to(at::kFloat);
+    s_.colSumBand.add_((p * band).sum(1));
+  }
+
+  // Target mass: gather each row's keys (each once, in range) from the flattened block, O(H x entries).
+  const auto flat = p.reshape({p.size(0), rows * nk_});
   for (size_t t = 0; t < req_->targets.size(); ++t) {
     const auto& ts = req_->targets[t];
-    auto m = at::zeros({rows, nk_}, at::kFloat);
-    auto ma = m.accessor<float, 2>();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t e = ts.rowStart[firstRow + r]; e < ts.rowStart[firstRow + r + 1]; ++e)
-        if (ts.keys[e] >= 0 && ts.keys[e] < nk_) ma[r][ts.keys[e]] = 1.0f;
-    s_.targetMass[t].narrow(1, firstRow, rows).copy_((p * m).sum(2));
+    std::vector<int64_t> index, rowOf, rowKeys;
+    for (int64_t r = 0; r < rows; ++r) {
+      rowKeys.assign(ts.keys.begin() + ts.rowStart[firstRow + r], ts.keys.begin() + ts.rowStart[firstRow + r + 1]);
+      std::sort(rowKeys.begin(), rowKeys.end());
+      rowKeys.erase(std::unique(rowKeys.begin(), rowKeys.end()), rowKeys.end());
+      for (int64_t key : rowKeys)
+        if (key >= 0 && key < nk_) index.push_back(r * nk_ + key), rowOf.push_back(r);
+    }
+    auto mass = at::zeros({p.size(0), rows}, p.options());
+    if (!index.empty())
+      mass.index_add_(1, at::tensor(rowOf, at::kLong), flat.index_select(1, at::tensor(index, at::kLong)));
+    s_.targetMass[t].narrow(1, firstRow, rows).copy_(mass);
   }
 
   if (req_->poolBlock > 0) {
     const int64_t b = req_->poolBlock, nkb = poolSum_.size(2);
-    auto sel = p.index_select(0, poolHeads_);
+    auto sel = poolHeads_.numel() == heads_ && req_->poolHeads.empty() ? p : p.index_select(0, poolHeads_);
     if (nkb * b != nk_) sel = at::constant_pad_nd(sel, {0, nkb * b - nk_});
     const auto byKeyBlock = sel.view({sel.size(0), rows, nkb, b});
-    const auto rowMax = byKeyBlock.amax(3), rowSum = byKeyBlock.sum(3);  // [P, rows, nkb]
-    const int64_t pos0 = qpos[0].item<int64_t>();
+    const auto rowMax = byKeyBlock.amax(3), cellSum = byKeyBlock.sum(3);  // [P, rows, nkb]
     for (int64_t r = 0; r < rows;) {
       const int64_t qb = (pos0 + r) / b;
       const int64_t end = std::min(rows, (qb + 1) * b - pos0);
       auto mx = s_.poolMax.select(1, qb);
       mx.copy_(at::maximum(mx, rowMax.narrow(1, r, end - r).amax(1)));
-      poolSum_.select(1, qb).add_(rowSum.narrow(1, r, end - r).sum(1));
+      poolSum_.select(1, qb).add_(cellSum.narrow(1, r, end - r).sum(1));
       r = end;
     }
   }
 
-  const int64_t pos0 = queryStart_ + firstRow;
   for (size_t i = 0; i < req_->tiles.size(); ++i) {
     const auto& t = req_->tiles[i];
     const int64_t a = std::max(t.q0, pos0), e = std::min(t.q1, pos0 + rows);

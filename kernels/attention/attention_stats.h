@@ -13,7 +13,8 @@ class StatsAccumulator {
   // req may be null (then add() does nothing). Queries are at positions queryStart..+nq-1.
   StatsAccumulator(const StatsRequest* req, int64_t heads, int64_t nq, int64_t nk, int64_t queryStart);
   // probs: [H, rows, nk] final probabilities for query rows firstRow..firstRow+rows-1 (of this call)
-  // at positions qpos [rows].
+  // at positions qpos [rows] = queryStart + firstRow, +1, ... (consecutive: the lag-based
+  // statistics are summed along the block's diagonals); zero above the causal diagonal.
   void add(const at::Tensor& probs, const at::Tensor& qpos, int64_t firstRow);
   // The statistics of every row added so far.
   LayerStats finish();
