@@ -13,17 +13,6 @@ using namespace detail;
 constexpr int kDecThreads = 128;  // keys per inner step in the score phase, dims in the output phase
 constexpr int kDecKeys = kDecThreads;
 
-__device__ __forceinline__ float warpMax(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float warpSum(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
 // One CTA per (chunk, KV head). Per step of 128 keys: each thread scores one key for every head of
 // the group (its K row against q in shared memory), each warp turns a head's scores into
 // probabilities with the running maximum, then each thread accumulates one output dim over the
@@ -76,7 +65,7 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
       float v[kDecKeys / 32], mx = -INFINITY;
 #pragma unroll
       for (int i = 0; i < kDecKeys / 32; ++i) v[i] = ss[g][lane + 32 * i], mx = fmaxf(mx, v[i]);
-      mx = warpMax(mx);
+      mx = groupMax<32>(mx);
       const float mOld = sm[g], mNew = fmaxf(mOld, mx), mUse = mNew == -INFINITY ? 0.0f : mNew;
       float sum = 0.0f;
 #pragma unroll
@@ -85,7 +74,7 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
         ss[g][lane + 32 * i] = pr;
         sum += pr;
       }
-      sum = warpSum(sum);
+      sum = groupSum<32>(sum);
       __syncwarp();
       if (lane == 0) {
         const float a = exp2f(mOld - mUse);

@@ -20,6 +20,28 @@ constexpr int kLdT = kTileQ + 4;
 // Pooled cells one 64x64 tile can touch for pool blocks >= 4 (17 x 17), aggregated in shared memory.
 constexpr int kMaxPoolCells = 18 * 18;
 
+// Butterfly reductions over aligned groups of `Width` consecutive lanes (4: a quad of an mma
+// fragment row, 16: half a warp, 32: the whole warp); every lane of a group gets its group's result.
+// Every lane of the warp must call them (full-mask shuffles).
+template <int Width>
+__device__ __forceinline__ float groupMax(float x) {
+#pragma unroll
+  for (int o = Width / 2; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+template <int Width>
+__device__ __forceinline__ float groupSum(float x) {
+#pragma unroll
+  for (int o = Width / 2; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+template <int Width>
+__device__ __forceinline__ int groupMin(int x) {
+#pragma unroll
+  for (int o = Width / 2; o > 0; o >>= 1) x = min(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
 // Throws hs::Error(Device) naming the kernel when the last launch failed.
 inline void checkLaunch(const char* kernel) {
   const cudaError_t e = cudaGetLastError();

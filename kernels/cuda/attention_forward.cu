@@ -28,18 +28,6 @@ __device__ __forceinline__ void storeOut(void* out, ElemType t, int64_t idx, flo
   }
 }
 
-// Max (or sum) over the 16 lanes that share a row group: lanes 0-15 and 16-31 hold different rows.
-__device__ __forceinline__ float rowMax16(float x) {
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
-__device__ __forceinline__ float rowSum16(float x) {
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const AttentionParams p) {
   constexpr int kChunks = D / 64;  // 64-wide column groups of the output this thread owns
@@ -96,7 +84,7 @@ __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const Attenti
         const bool ok = rowOk && key < k1 && visible(p, hm, h, qpos, key);
         s[i][j] = ok ? (biasRow ? fmaf(biasRow[key], biasMul, s[i][j]) : s[i][j]) : -INFINITY;
       }
-      const float mNew = fmaxf(m[i], rowMax16(fmaxf(fmaxf(s[i][0], s[i][1]), fmaxf(s[i][2], s[i][3]))));
+      const float mNew = fmaxf(m[i], groupMax<16>(fmaxf(fmaxf(s[i][0], s[i][1]), fmaxf(s[i][2], s[i][3]))));
       const float mUse = mNew == -INFINITY ? 0.0f : mNew;  // a row with no key yet: keep zeros
       const float alpha = exp2f(m[i] - mUse);
       float sum = 0.0f, sumOn = 0.0f;
@@ -109,8 +97,8 @@ __global__ void __launch_bounds__(kThreads) attentionForwardKernel(const Attenti
         else
           sum += s[i][j];
       }
-      if (attRow) lOn[i] = lOn[i] * alpha + rowSum16(sumOn);
-      l[i] = l[i] * alpha + rowSum16(sum);  // with ACT: the mass off the attenuated keys
+      if (attRow) lOn[i] = lOn[i] * alpha + groupSum<16>(sumOn);
+      l[i] = l[i] * alpha + groupSum<16>(sum);  // with ACT: the mass off the attenuated keys
       m[i] = mNew;
 #pragma unroll
       for (int c = 0; c < kChunks * 4; ++c) o[i][c] *= alpha;

@@ -11,12 +11,6 @@ using namespace detail;
 constexpr int kWarps = kThreads / 32;
 constexpr int kDimPerLane = kMaxHeadDim / 32;  // a warp holds one query row, 4 dims per lane
 
-__device__ __forceinline__ float warpSum(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
 // Loads query row `row` of head h into this lane's dims (lane + 32 * t), pre-scaled to log2 units.
 template <typename T>
 __device__ __forceinline__ void loadQueryRow(const AttentionParams& p, int h, int64_t row,
@@ -42,7 +36,7 @@ __device__ __forceinline__ float logit2(const AttentionParams& p, int h, int kvh
     const int d = lane + 32 * t;
     if (d < p.dim) acc = fmaf(qv[t], toFloat(k[d]), acc);
   }
-  acc = warpSum(acc);
+  acc = groupSum<32>(acc);
   return p.bias ? fmaf(p.bias[static_cast<int64_t>(h) * p.nk + key], kLog2e, acc) : acc;
 }
 

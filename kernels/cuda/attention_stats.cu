@@ -30,12 +30,6 @@ __device__ __forceinline__ void top1Reduce16(float& prob, int64_t& pos) {
   }
 }
 
-__device__ __forceinline__ float sum16(float x) {
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads)
     attentionStatsKernel(const AttentionParams p, const StatsParams s) {
@@ -163,7 +157,7 @@ __global__ void __launch_bounds__(kThreads)
 
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float e = sum16(ent[i]), st = sum16(stream[i]), w = sum16(waad[i]), dd = sum16(dist[i]);
+    const float e = groupSum<16>(ent[i]), st = groupSum<16>(stream[i]), w = groupSum<16>(waad[i]), dd = groupSum<16>(dist[i]);
     float tp = topP[i];
     int64_t pos = topPos[i];
     top1Reduce16(tp, pos);

@@ -126,19 +126,6 @@ __device__ __noinline__ bool headMaskAllows(const AttentionParams& p, const Head
   return visible(p, m, h, qpos, key);
 }
 
-__device__ __forceinline__ float quadMax(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quadSum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-__device__ __forceinline__ int quadMin(int x) {
-  x = min(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return min(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
 __device__ __forceinline__ bool hasMask(const HeadMaskDev& m) {
   return m.hasSinkWindow || m.hasStreamWindow || m.hasKeySet || m.hasBlocks;
 }
@@ -243,7 +230,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
           sc[nb][2 * hh + e] = v;
           mx[hh] = fmaxf(mx[hh], v);
         }
-      mx[hh] = quadMax(mx[hh]);
+      mx[hh] = groupMax<4>(mx[hh]);
     }
 
 #pragma unroll
@@ -260,7 +247,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
             for (int e = 0; e < 2; ++e)
               if (sc[nb][2 * hh + e] == mx[hh]) best = min(best, nb * 8 + 2 * t + e);
         }
-        best = quadMin(best);
+        best = groupMin<4>(best);
         if (moved) top[hh] = k0 + best;
       }
       const float mUse = mNew == -INFINITY ? 0.0f : mNew;
@@ -322,9 +309,9 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
-    const float sum = quadSum(l[hh]);
+    const float sum = groupSum<4>(l[hh]);
     float e = 0, d = 0, w = 0, st = 0;
-    if (kStats) e = quadSum(ent[hh]), d = quadSum(dist[hh]), w = quadSum(waad[hh]), st = quadSum(stream[hh]);
+    if (kStats) e = groupSum<4>(ent[hh]), d = groupSum<4>(dist[hh]), w = groupSum<4>(waad[hh]), st = groupSum<4>(stream[hh]);
     const int r = warp * 16 + g + 8 * hh;
     if (r >= rows) continue;
     const int64_t row = rowBase + r, idx = static_cast<int64_t>(h) * p.nq + row;
@@ -469,7 +456,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcColumnKernel(const __grid_con
 
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
-    const float cs = quadSum(col[hh]), bs = quadSum(band[hh]);
+    const float cs = groupSum<4>(col[hh]), bs = groupSum<4>(band[hh]);
     const int64_t key = k0 + warp * 16 + g + 8 * hh;
     if (t != 0 || key >= p.nk) continue;
     const int64_t idx = static_cast<int64_t>(h) * p.nk + key;
