@@ -48,12 +48,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 void requireArg(bool cond, const std::string& what) { check(cond, ErrorKind::InvalidArgument, what, {}, "attention"); }
 
-std::string shapeOf(const at::Tensor& t) {
-  if (!t.defined()) return "none";
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+std::string shapeOf(const at::Tensor& t) { return t.defined() ? c10::str(t.sizes()) : "none"; }
 
 // Each message names the culprit and says what was expected and what was found.
 void validate(const AttentionCall& c) {

@@ -21,9 +21,7 @@ void require(bool cond, ErrorKind kind, const std::string& field, const std::str
 }
 
 std::string shapeOf(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
+  return c10::str(t.sizes());
 }
 
 void validateTensor(const at::Tensor& t, const char* name, const at::Tensor& q) {
