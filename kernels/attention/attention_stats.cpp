@@ -98,8 +98,11 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
     if (j >= 0 && j < nk_ && std::find(sinks.begin(), sinks.end(), j) == sinks.end()) sinks.push_back(j);
   if (!sinks.empty()) rowSlice(s_.sinkSet).copy_(p.index_select(2, at::tensor(sinks, at::kLong)).sum(2));
   rowSlice(s_.entropy).copy_(at::xlogy(p, p).sum(2).neg());
-  const auto rowSum = p.sum(2);  // [H, rows]: 1, or 0 for a row that sees no key
-  const int64_t pos0 = qpos[0].item<int64_t>();  // the block's queries are pos0, pos0 + 1, ...
+  const auto [top, arg] = p.max(2);
+  rowSlice(s_.top1Prob).copy_(top);
+  rowSlice(s_.top1Pos).copy_(arg);
+  const auto rowSum = (top > 0).to(at::kFloat);  // [H, rows]: a row's mass is 1, or 0 if it sees no key
+  const int64_t pos0 = queryStart_ + firstRow;  // the block's queries are pos0, pos0 + 1, ...
   rowSlice(s_.meanDistance).copy_((p * dist).sum(2));
 
   // Stream mass: the first streamSink keys, plus the window diagonals (lag < streamWindow) past them.
@@ -129,9 +132,6 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
     rowSlice(s_.waad).copy_((p * dist.clamp_max(static_cast<double>(cap))).sum(2));
   }
 
-  const auto [top, arg] = p.max(2);
-  rowSlice(s_.top1Prob).copy_(top);
-  rowSlice(s_.top1Pos).copy_(arg);
   s_.colSum.add_(p.sum(1));
 
   // Band column sums: each lag's diagonal adds to a contiguous range of keys.
