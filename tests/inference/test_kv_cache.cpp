@@ -7,6 +7,7 @@
 
 #include "inference/generation.h"
 #include "inference/models/model.h"
+#include "tests/inference/loaded_tiny_model.h"
 #include "tests/inference/tiny_model.h"
 
 using namespace hs;
@@ -28,18 +29,7 @@ double relErr(const at::Tensor& got, const at::Tensor& ref) {
   return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
 }
 
-struct TinyModel {
-  TinySpec spec;
-  hs::test::Weights weights;
-  hs::test::ScratchDir dir;
-  std::unique_ptr<Model> model;
-  explicit TinyModel(TinySpec s) : spec(s), weights(hs::test::randomWeights(s)) {
-    hs::test::writeTinyModel(dir.path(), spec, weights);
-    LoadOptions o;
-    o.loadTokenizer = false;
-    model = Model::load(dir.path(), o);
-  }
-};
+using TinyModel = hs::test::LoadedTinyModel;
 
 // The reference's edits for a layout: every query head of a streaming KV head sees sink + window.
 hs::test::ReferenceEdits restrictStreamingHeads(const TinySpec& s, const HybridLayout& layout) {

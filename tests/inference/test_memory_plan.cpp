@@ -9,6 +9,7 @@
 #include "inference/formats/model_config.h"
 #include "inference/memory_plan.h"
 #include "inference/models/model.h"
+#include "tests/inference/loaded_tiny_model.h"
 #include "tests/inference/tiny_model.h"
 
 using namespace hs;
@@ -121,12 +122,8 @@ TEST_CASE("a forward that does not fit in memory is refused with the tokens that
           "[memory_plan][model]") {
   hs::test::TinySpec spec;
   spec.maxPositions = 4096;
-  auto w = hs::test::randomWeights(spec);
-  hs::test::ScratchDir dir;
-  hs::test::writeTinyModel(dir.path(), spec, w);
-  LoadOptions o;
-  o.loadTokenizer = false;
-  auto model = Model::load(dir.path(), o);
+  hs::test::LoadedTinyModel tiny(spec);
+  auto& model = tiny.model;
   // The CPU estimate's fixed part (headroom + attention block) is 512 MiB; leave 1 MiB beyond it.
   const ScopedEnv cap("HEADSCOPE_HOST_MEMORY_MB", "513");
   auto cache = model->newCache();

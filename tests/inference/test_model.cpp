@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "inference/models/model.h"
+#include "tests/inference/loaded_tiny_model.h"
 #include "tests/inference/tiny_model.h"
 
 using namespace hs;
@@ -25,17 +26,8 @@ double relErr(const at::Tensor& got, const at::Tensor& ref) {
   return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
 }
 
-struct Fixture {
-  TinySpec spec;
-  hs::test::Weights weights;
-  hs::test::ScratchDir dir;
-  std::unique_ptr<Model> model;
-  explicit Fixture(TinySpec s) : spec(s), weights(hs::test::randomWeights(s)) {
-    hs::test::writeTinyModel(dir.path(), spec, weights);
-    LoadOptions o;
-    o.loadTokenizer = false;
-    model = Model::load(dir.path(), o);
-  }
+struct Fixture : hs::test::LoadedTinyModel {
+  using LoadedTinyModel::LoadedTinyModel;
   at::Tensor forward(const std::vector<int64_t>& ids, ForwardHooks* hooks = nullptr,
                      ForwardRecord* rec = nullptr) {
     auto cache = model->newCache();

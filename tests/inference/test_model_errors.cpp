@@ -6,6 +6,7 @@
 
 #include "inference/formats/safetensors.h"
 #include "inference/models/model.h"
+#include "tests/inference/loaded_tiny_model.h"
 #include "tests/inference/tiny_model.h"
 
 using namespace hs;
@@ -101,12 +102,8 @@ TEST_CASE("broken model directories are reported precisely", "[model][errors]") 
 TEST_CASE("bad requests are refused before any compute", "[model][errors]") {
   TinySpec spec;
   spec.maxPositions = 16;
-  auto w = hs::test::randomWeights(spec);
-  hs::test::ScratchDir dir;
-  hs::test::writeTinyModel(dir.path(), spec, w);
-  LoadOptions o;
-  o.loadTokenizer = false;
-  auto model = Model::load(dir.path(), o);
+  hs::test::LoadedTinyModel tiny(spec);
+  auto& model = tiny.model;
   auto cache = model->newCache();
   auto expectArgError = [&](const std::vector<TokenId>& ids, const std::string& fragment) {
     try {
