@@ -8,116 +8,15 @@
 #include <type_traits>
 
 #include "kernels/cuda/attention_device.cuh"
+#include "kernels/cuda/tensor_core.cuh"
 
 namespace hs::kernels::cuda {
 namespace {
 
 using namespace detail;
 
-constexpr int kTcRows = 64;     // query rows (forward) or keys (column pass) per CTA: 16 per warp
-constexpr int kTcCols = 64;     // keys (forward) or query rows (column pass) per inner tile
-constexpr int kTcThreads = 128;  // 4 warps
 constexpr float kLn2 = 0.6931471805599453f;
 static_assert(kTcCols == kTileK, "the forward's key tiles must match the KeySet tile summary");
-
-__device__ __forceinline__ uint32_t smemAddr(const void* ptr) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
-
-// 16-byte asynchronous copy global -> shared; zero-fills the destination when !valid.
-__device__ __forceinline__ void cpAsync16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cpAsyncCommit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-__device__ __forceinline__ void cpAsyncWaitAll() {
-  asm volatile("cp.async.wait_group 0;\n" ::);
-}
-
-__device__ __forceinline__ void ldmatrixX4(uint32_t r[4], const void* ptr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smemAddr(ptr)));
-}
-__device__ __forceinline__ void ldmatrixX4Trans(uint32_t r[4], const void* ptr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smemAddr(ptr)));
-}
-
-// c += a * b for one m16n8k16 tile (a: 4 registers of the A fragment, b0/b1 of the B fragment).
-template <typename T>
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-// Two floats as one register of 16-bit values (lo in the low half).
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
-}
-
-// Element offset of (row, 8-element chunk) in a [rows][D] tile whose chunks are XOR-swizzled by row,
-// so that the 8 rows an ldmatrix reads at one logical chunk fall in 8 different bank groups.
-template <int D>
-__device__ __forceinline__ int swz(int row, int chunk) {
-  return row * D + ((chunk ^ (row & 7)) << 3);
-}
-
-// Asynchronously loads token rows [first, first + 64) of `head` into a swizzled tile; rows at or past
-// `valid` are zero-filled.
-template <typename T, int D>
-__device__ __forceinline__ void loadTile(T* dst, const TensorView3& view, int64_t head, int64_t first,
-                                         int64_t valid) {
-  constexpr int kChunks = D / 8;
-  for (int idx = threadIdx.x; idx < kTcRows * kChunks; idx += kTcThreads) {
-    const int r = idx / kChunks, c = idx % kChunks;
-    const bool ok = r < valid;
-    const T* src = ok ? rowPtr<T>(view, head, first + r) + c * 8 : static_cast<const T*>(view.data);
-    cpAsync16(dst + swz<D>(r, c), src, ok);
-  }
-}
-
-// acc[nb] = rows [warpRow, warpRow + 16) of tile `a` times the transposed rows of tile `b` (64 rows =
-// 8 n-blocks of 8), over D. The A fragments are re-read from shared memory for each 16 dims, which
-// leaves the registers to the output accumulator.
-template <typename T, int D>
-__device__ __forceinline__ void scoreBlock(const T* a, int warpRow, const T* b, int lane, float acc[8][4]) {
-#pragma unroll
-  for (int nb = 0; nb < 8; ++nb) acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-    uint32_t af[4];
-    ldmatrixX4(af, a + swz<D>(warpRow + (lane & 15), kk * 2 + (lane >> 4)));
-#pragma unroll
-    for (int np = 0; np < 4; ++np) {
-      uint32_t bf[4];
-      ldmatrixX4(bf, b + swz<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)));
-      mma16816<T>(acc[2 * np], af, bf[0], bf[1]);
-      mma16816<T>(acc[2 * np + 1], af, bf[2], bf[3]);
-    }
-  }
-}
 
 // The head masks alone (causality and the sliding window are checked inline by the callers); out of
 // line because only masked heads need it.
