@@ -23,6 +23,8 @@ namespace {
 
 namespace kc = hs::kernels::cuda;
 
+constexpr double kLog2eD = 1.4426950408889634;
+
 thread_local bool tPoison = false;
 thread_local cuda::KernelPath tPath = cuda::KernelPath::Auto;
 
@@ -135,10 +137,9 @@ struct DeviceStats {
   at::Tensor poolIndex, poolSum;
 };
 
-// Allocates the statistics of the call on the device (before the forward, which may fill the row
-// statistics itself).
+// Allocates the statistics of the call on the device.
 DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
-                          at::Device dev, bool columnsWritten) {
+                          at::Device dev) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
   DeviceStats d;
@@ -146,9 +147,7 @@ DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p,
   s.entropy = written({H, nq}, f), s.streamMass = written({H, nq}, f), s.waad = written({H, nq}, f);
   s.meanDistance = written({H, nq}, f), s.top1Prob = written({H, nq}, f);
   s.top1Pos = written({H, nq}, f.dtype(at::kLong));
-  // The CUDA-core pass adds into the column sums (atomics); the tensor-core pass writes every column.
-  s.colSum = columnsWritten ? written({H, nk}, f) : at::zeros({H, nk}, f);
-  s.colSumBand = columnsWritten ? written({H, nk}, f) : at::zeros({H, nk}, f);
+  s.colSum = at::zeros({H, nk}, f), s.colSumBand = at::zeros({H, nk}, f);  // both passes add into them
   kc::StatsParams& sp = d.sp;
   sp.streamSink = req.streamSink, sp.streamWindow = req.streamWindow, sp.distanceCap = req.distanceCap;
   sp.bandLo = req.bandLo, sp.bandHi = req.bandHi;
@@ -173,8 +172,9 @@ DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p,
   return d;
 }
 
-// Runs the statistics passes after the forward and returns the statistics as float32 CPU tensors.
-// tensorCores: the forward already wrote the row statistics; the column pass runs on tensor cores.
+// Runs the statistics passes after the forward (p.rowLse2 holds its row log-sum-exp) and returns the
+// statistics as float32 CPU tensors. tensorCores: the one-pass tensor-core kernel instead of the
+// CUDA-core statistics pass.
 LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
                        at::Device dev, cudaStream_t stream, bool tensorCores) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
@@ -182,7 +182,7 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   LayerStats& s = d.s;
   const at::Tensor& poolSum = d.poolSum;
   if (tensorCores)
-    kc::launchColumnStatsTc(p, d.sp, stream);
+    kc::launchStatsTc(p, d.sp, stream);
   else
     kc::launchAttentionStats(p, d.sp, stream);
 
@@ -239,22 +239,32 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
 // for a whole prefill, the split-KV kernel for one decode query that sees every key, when no sliding
 // window cuts in; undefined otherwise (the caller runs our kernels). Returns [H, nq, D] in q's dtype.
 // One decode step on the split-KV kernel (attention_decode.cu): chunks of the cache spread over about
-// two CTAs per SM, K/V read once per KV head.
+// two CTAs per SM, K/V read once per KV head. With a hybrid cache, KV head j reads ks/vs when bit j of
+// streamMask is set (kvHeads counts both kinds).
 at::Tensor splitKvDecode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
-                         cudaStream_t stream) {
-  const int64_t H = q.size(0), nk = k.size(1), D = q.size(2), kvHeads = k.size(0);
+                         cudaStream_t stream, int64_t kvHeads, uint64_t streamMask = 0, const at::Tensor& ks = {},
+                         const at::Tensor& vs = {}) {
+  const int64_t H = q.size(0), D = q.size(2);
+  const int64_t nk = k.defined() ? k.size(1) : 0, nkStream = ks.defined() ? ks.size(1) : 0;
   kc::DecodeParams d;
   d.type = elemType(q.scalar_type()), d.outType = d.type;
   d.heads = static_cast<int>(H), d.kvHeads = static_cast<int>(kvHeads), d.dim = static_cast<int>(D);
-  d.nk = nk, d.scale = static_cast<float>(scale);
-  d.vectorLoads = D % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-  d.q = {q.data_ptr(), q.stride(0), q.stride(1)};
-  d.k = {k.data_ptr(), k.stride(0), k.stride(1)};
-  d.v = {v.data_ptr(), v.stride(0), v.stride(1)};
+  d.nk = nk, d.nkStream = nkStream, d.scale = static_cast<float>(scale), d.streamMask = streamMask;
+  d.vectorLoads = D % 8 == 0 && aligned16(q);
+  auto view = [&](const at::Tensor& t) {
+    if (!t.defined()) return kc::TensorView3{};
+    d.vectorLoads = d.vectorLoads && aligned16(t);
+    return kc::TensorView3{t.data_ptr(), t.stride(0), t.stride(1)};
+  };
+  d.q = view(q), d.k = view(k), d.v = view(v), d.ks = view(ks), d.vs = view(vs);
+  // Chunks sized for the long store: the KV heads that read it get about two CTAs per SM in all.
+  const int64_t longHeads = std::max<int64_t>(1, nk >= nkStream ? kvHeads - __builtin_popcountll(streamMask)
+                                                                 : __builtin_popcountll(streamMask));
+  const int64_t longest = std::max(nk, nkStream);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t wanted = std::max<int64_t>(1, (2 * sms + kvHeads - 1) / kvHeads);
-  d.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, (nk + 255) / 256)));
-  d.chunk = (nk + d.splits - 1) / d.splits;
+  const int64_t wanted = std::max<int64_t>(1, (2 * sms + longHeads - 1) / longHeads);
+  d.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, (longest + 255) / 256)));
+  d.chunk = (longest + d.splits - 1) / d.splits;
   at::Tensor out = written({H, 1, D}, q.options());
   const at::Tensor work = at::empty({kc::decodeWorkFloats(d)}, q.options().dtype(at::kFloat));
   d.out = out.data_ptr(), d.work = work.data_ptr<float>();
@@ -266,7 +276,7 @@ at::Tensor plainFusedAttention(const at::Tensor& q, const at::Tensor& k, const a
                                int64_t slidingWindow, double scale, cudaStream_t stream) {
   const int64_t nq = q.size(1), nk = k.size(1);
   if (queryStart + nq != nk || (slidingWindow > 0 && nk > slidingWindow) || nq == 0) return {};
-  if (nq == 1 && q.size(0) / k.size(0) <= kc::kMaxDecodeGroup) return splitKvDecode(q, k, v, scale, stream);
+  if (nq == 1 && q.size(0) / k.size(0) <= kc::kMaxDecodeGroup) return splitKvDecode(q, k, v, scale, stream, k.size(0));
   if (nq != nk) return {};
   return compat::causalAttentionGqa(q, k, v, scale);
 }
@@ -303,8 +313,25 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   if (edits) de = buildEdits(*edits, H, nk, dev, p);
 
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
-  at::Tensor out = written({H, nq, D}, q.options().dtype(post ? at::kFloat : q.scalar_type()));
-  const at::Tensor lse2 = written({H, nq}, f);
+  // Tensor cores for bf16/fp16 at head_dim 64/128 without ACT; pooled maps need the CUDA-core statistics.
+  const bool pooled = c.stats && c.stats->poolBlock > 0;
+  const bool tensorCores = tPath != kc::KernelPath::CudaCores && kc::tensorCoreEligible(p) && !pooled;
+  // Statistics of a plain prefill: LibTorch's fused forward (cuDNN on Hopper) gives the output and the
+  // row log-sum-exp, which the statistics pass reuses; our forward where it cannot.
+  at::Tensor out, lse2;
+  if (c.stats && !edits && tensorCores && tPath == kc::KernelPath::Auto && c.queryStart == 0 && nq == nk &&
+      (c.slidingWindow == 0 || nk <= c.slidingWindow)) {
+    auto [fusedOut, lse] = compat::causalAttentionGqaWithLse(q, k, v, c.scale);
+    if (fusedOut.defined()) {  // natural log -> log2 of the scaled logits, as our forward writes it
+      out = fusedOut;
+      lse2 = lse.reshape({H, nq}).to(at::kFloat).mul(kLog2eD).contiguous();
+    }
+  }
+  const bool forwardDone = out.defined();
+  if (!forwardDone) {
+    out = written({H, nq, D}, q.options().dtype(post ? at::kFloat : q.scalar_type()));
+    lse2 = written({H, nq}, f);
+  }
   p.out = out.data_ptr(), p.outType = post ? kc::ElemType::F32 : p.type, p.rowLse2 = lse2.data_ptr<float>();
   at::Tensor headScale, headAdd;
   if (edits && edits->headScale.defined()) headScale = edits->headScale.to(f).contiguous();
@@ -315,15 +342,14 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
     actOn = written({H, nq}, f), actOff = written({H, nq}, f);
     p.actOn = actOn.data_ptr<float>(), p.actOff = actOff.data_ptr<float>();
   }
-  // Tensor cores for bf16/fp16 at head_dim 64/128 without ACT; pooled maps need the CUDA-core statistics.
-  const bool pooled = c.stats && c.stats->poolBlock > 0;
-  const bool tensorCores = tPath != kc::KernelPath::CudaCores && kc::tensorCoreEligible(p) && !pooled;
   DeviceStats ds;
-  if (c.stats) ds = allocateStats(*c.stats, p, c.queryStart, dev, tensorCores);
-  if (tensorCores)
-    kc::launchAttentionForwardTc(p, c.stats ? &ds.sp : nullptr, stream);
-  else
-    kc::launchAttentionForward(p, stream);
+  if (c.stats) ds = allocateStats(*c.stats, p, c.queryStart, dev);
+  if (!forwardDone) {
+    if (tensorCores)
+      kc::launchAttentionForwardTc(p, stream);
+    else
+      kc::launchAttentionForward(p, stream);
+  }
 
   if (act) kc::launchAttenuationFixup(p, ptr<int64_t>(de.attStart), ptr<int64_t>(de.attKeys), stream);
   if (c.stats) *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, stream, tensorCores);
@@ -343,7 +369,7 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
     sp.attenuated = nullptr, sp.beta = nullptr, sp.actOn = nullptr, sp.actOff = nullptr;
     sp.out = streamOut.data_ptr(), sp.outType = kc::ElemType::F32, sp.rowLse2 = streamLse.data_ptr<float>();
     if (tensorCores && kc::tensorCoreEligible(sp))
-      kc::launchAttentionForwardTc(sp, nullptr, stream);
+      kc::launchAttentionForwardTc(sp, stream);
     else
       kc::launchAttentionForward(sp, stream);
     for (const auto& m : edits->mixes) {
@@ -375,6 +401,31 @@ ScopedKernelPath::~ScopedKernelPath() {
   tPath = previous_;
 }
 }  // namespace cuda
+
+at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call) {
+  const int64_t kvHeads = static_cast<int64_t>(call.streamKvHead.size());
+  check(kvHeads <= 64 && call.q.size(0) / kvHeads <= kc::kMaxDecodeGroup && call.q.size(2) <= kc::kMaxHeadDim,
+        ErrorKind::Unsupported,
+        "hybrid decode on CUDA supports at most 64 KV heads, " + std::to_string(kc::kMaxDecodeGroup) +
+            " query heads per KV head and head_dim " + std::to_string(kc::kMaxHeadDim),
+        "attention_cuda", "streamKvHead");
+  uint64_t mask = 0;
+  for (int64_t j = 0; j < kvHeads; ++j)
+    if (call.streamKvHead[static_cast<size_t>(j)]) mask |= uint64_t{1} << j;
+  try {
+    const c10::cuda::CUDAGuard guard(call.q.device());
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(call.q.device().index()).stream();
+    auto unitLast = [](const at::Tensor& t) { return !t.defined() || t.stride(2) == 1 ? t : t.contiguous(); };
+    return splitKvDecode(unitLast(call.q), unitLast(call.fullK), unitLast(call.fullV), call.scale, stream, kvHeads,
+                         mask, unitLast(call.streamK), unitLast(call.streamV));
+  } catch (const c10::OutOfMemoryError& e) {
+    throw Error(ErrorKind::OutOfMemory, std::string("CUDA hybrid decode: ") + e.what_without_backtrace(),
+                "attention_cuda", "device memory");
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::Device, std::string("CUDA hybrid decode: ") + e.what_without_backtrace(),
+                "attention_cuda", "libtorch");
+  }
+}
 
 at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut) {
   try {

@@ -3,6 +3,8 @@
 // (K and V are read once per group, not once per query head), and a second kernel merges the chunks'
 // partial outputs by their log-sum-exp. Without the split, a decode step at 32k-128k context keeps only
 // KVH x (query tiles) CTAs busy, each walking the whole cache: latency-bound, not bandwidth-bound.
+#include <algorithm>
+
 #include "kernels/cuda/attention_device.cuh"
 
 namespace hs::kernels::cuda {
@@ -25,7 +27,13 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int kvh = blockIdx.y, split = blockIdx.x, G = p.heads / p.kvHeads;
-  const int64_t c0 = static_cast<int64_t>(split) * p.chunk, c1 = min(p.nk, c0 + p.chunk);
+  // Where this KV head's keys live: the streaming store of a hybrid cache, or the main one.
+  const bool streaming = (p.streamMask >> kvh) & 1u;
+  const int streamBefore = __popcll(p.streamMask & ((uint64_t{1} << kvh) - 1u));
+  const TensorView3& K = streaming ? p.ks : p.k;
+  const TensorView3& V = streaming ? p.vs : p.v;
+  const int src = streaming ? streamBefore : kvh - streamBefore;
+  const int64_t c0 = static_cast<int64_t>(split) * p.chunk, c1 = min(streaming ? p.nkStream : p.nk, c0 + p.chunk);
   const float c2 = p.scale * kLog2e;
 
   for (int i = tid; i < G * D; i += kDecThreads) {
@@ -44,7 +52,7 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
 #pragma unroll
     for (int g = 0; g < kMaxDecodeGroup; ++g) s[g] = 0.0f;
     if (j < c1) {
-      const T* kr = rowPtr<T>(p.k, kvh, j);
+      const T* kr = rowPtr<T>(K, src, j);
 #pragma unroll 2
       for (int d0 = 0; d0 < D; d0 += 8) {
         float x[8];
@@ -89,7 +97,7 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
         if (g < G) acc[g] *= sa[g];
       const int n = static_cast<int>(min(static_cast<int64_t>(kDecKeys), c1 - j0));
       for (int jj = 0; jj < n; ++jj) {
-        const float vv = toFloat(rowPtr<T>(p.v, kvh, j0 + jj)[tid]);
+        const float vv = toFloat(rowPtr<T>(V, src, j0 + jj)[tid]);
 #pragma unroll
         for (int g = 0; g < kMaxDecodeGroup; ++g)
           if (g < G) acc[g] = fmaf(ss[g][jj], vv, acc[g]);
@@ -135,10 +143,11 @@ __global__ void __launch_bounds__(D) decodeMergeKernel(const __grid_constant__ D
 }  // namespace
 
 void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream) {
-  if (p.heads == 0 || p.nk == 0) return;
+  if (p.heads == 0 || (p.nk == 0 && p.nkStream == 0)) return;
   const bool ok = p.kvHeads > 0 && p.heads % p.kvHeads == 0 && p.heads / p.kvHeads <= kMaxDecodeGroup &&
                   p.dim >= 1 && p.dim <= kMaxHeadDim && p.splits >= 1 && p.chunk >= 1 &&
-                  static_cast<int64_t>(p.splits) * p.chunk >= p.nk;
+                  static_cast<int64_t>(p.splits) * p.chunk >= std::max(p.nk, p.nkStream) && p.kvHeads <= 64 &&
+                  (p.kvHeads == 64 || (p.streamMask >> p.kvHeads) == 0);
   if (!ok)
     throw Error(ErrorKind::InvalidArgument,
                 "attention_decode: unsupported call (heads " + std::to_string(p.heads) + "/" +

@@ -96,6 +96,11 @@ struct DecodeParams {
   float scale = 1.0f;
   bool vectorLoads = false;
   TensorView3 q, k, v;  // q [heads, 1, dim]; k, v [kvHeads, nk, dim]
+  // Hybrid cache (DuoAttention): KV head j with bit j of streamMask set reads ks/vs [.., nkStream, dim]
+  // at its index among those heads; the others read k/v at their index among the rest.
+  uint64_t streamMask = 0;
+  TensorView3 ks, vs;
+  int64_t nkStream = 0;
   void* out = nullptr;  // [heads, 1, dim] contiguous, of outType
   ElemType outType = ElemType::F32;
   float* work = nullptr;  // decodeWorkFloats(p) floats: each chunk's partial output, maximum and sum
@@ -110,12 +115,13 @@ void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream);
 
 // Tensor-core kernels (attention_tc.cu): bf16/fp16, head_dim 64 or 128, 16-byte aligned rows, no ACT.
 bool tensorCoreEligible(const AttentionParams& p);
-// Forward on tensor cores: writes p.out and p.rowLse2 and, when rowStats is given, its row statistics
-// (entropy, stream mass, WAAD, mean distance, top-1 probability and position) from the same launch.
-void launchAttentionForwardTc(const AttentionParams& p, const StatsParams* rowStats, cudaStream_t stream);
-// Column sums and band column sums on tensor cores, from the forward's rowLse2. Writes every column of
-// s.colSum / s.colSumBand (no zeroing needed); pooled maps are not computed here.
-void launchColumnStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
+// Forward on tensor cores: writes p.out and p.rowLse2.
+void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream);
+// Every statistic but the pooled maps on tensor cores, in one pass over the probabilities
+// exp2(scaled logit - p.rowLse2) (a forward's row log-sum-exp, ours or LibTorch's): entropy, stream
+// mass, WAAD, mean distance and top-1 of each row, and the column sums, which it adds into s.colSum /
+// s.colSumBand (zeroed by the caller).
+void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
 
 // Statistics pass over the probabilities defined by p (needs the forward's rowLse2 and ACT masses).
 void launchAttentionStats(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);

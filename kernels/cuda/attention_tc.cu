@@ -1,9 +1,9 @@
-// Tensor-core attention (bf16/fp16, head_dim 64 or 128): the forward with the row statistics fused into
-// its online softmax, and a key-major pass for the column statistics that reuses the forward's row
-// log-sum-exp. Warp-level mma.sync m16n8k16 with fp32 accumulators, ldmatrix from XOR-swizzled shared
-// memory, cp.async double buffering of the K/V (or Q) tiles. Same visibility rule, masks, skipped tiles
-// and logit bias as the CUDA-core kernels (attention_device.cuh); ACT, the streaming mix and pooled maps
-// stay on those kernels (the bridge decides, tensorCoreEligible()).
+// Tensor-core attention (bf16/fp16, head_dim 64 or 128): the forward, and one statistics pass that
+// reuses a forward's row log-sum-exp (ours or LibTorch's fused one) to produce every row statistic and
+// the column sums in a single sweep over Q K^T. Warp-level mma.sync m16n8k16 with fp32 accumulators,
+// ldmatrix from XOR-swizzled shared memory, cp.async double buffering of the K/V tiles. Same visibility
+// rule, masks, skipped tiles and logit bias as the CUDA-core kernels (attention_device.cuh); ACT, the
+// streaming mix and pooled maps stay on those kernels (the bridge decides, tensorCoreEligible()).
 #include <cstdint>
 #include <type_traits>
 
@@ -44,11 +44,9 @@ constexpr size_t forwardSmemBytes() {
 
 // One CTA per (64-query tile, head), heaviest tile first. Each warp owns 16 query rows: S = Q K^T on
 // tensor cores, visibility and bias per element only where a tile is not entirely visible, online
-// softmax in the log2 domain, O += P V. With kStats the row statistics ride along, rescaled with the
-// running maximum like O: entropy from sum p*(s - m), distances from sum p*lag (WAAD's cap and the
-// stream window only in the tiles near the diagonal or the sinks), top-1 from the running maximum.
-template <typename T, int D, bool kStats>
-__global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_constant__ AttentionParams p, const __grid_constant__ StatsParams s) {
+// softmax in the log2 domain, O += P V.
+template <typename T, int D>
+__global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_constant__ AttentionParams p) {
   extern __shared__ uint4 smemTc[];
   T* sQ = reinterpret_cast<T*>(smemTc);
   T* sK = sQ + kTcRows * D;
@@ -64,9 +62,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
   const int64_t qlo = p.queryStart + rowBase, qhi = qlo + rows - 1;
   const float* biasRow = p.bias ? p.bias + static_cast<int64_t>(h) * p.nk : nullptr;
   const float c2 = p.scale * kLog2e;
-  const float cap = static_cast<float>(s.distanceCap);
   const int window = static_cast<int>(min(p.slidingWindow, int64_t{INT32_MAX}));
-  const int streamWindow = static_cast<int>(min(s.streamWindow, int64_t{INT32_MAX}));
 
   int64_t kBegin, kEnd;
   keyRange(p, qlo, qhi, kBegin, kEnd);
@@ -82,8 +78,6 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 #pragma unroll
   for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  float ent[2] = {0, 0}, dist[2] = {0, 0}, waad[2] = {0, 0}, stream[2] = {0, 0};
-  int64_t top[2] = {0, 0};
   int buf = 0;
 
   while (k0 < kEnd) {
@@ -98,8 +92,9 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
     const T* kTile = sK + buf * kTcCols * D;
     const T* vTile = sV + buf * kTcCols * D;
 
-    float sc[8][4];
-    scoreBlock<T, D>(sQ, warp * 16, kTile, lane, sc);
+    float score[1][8][4];
+    scoreBlock<T, D, 1>(sQ, warp * 16, kTile, lane, score);
+    float(&sc)[8][4] = score[0];
 
     const bool full = !masked && k0 + kTcCols - 1 <= qlo && (p.slidingWindow == 0 || k0 > qhi - p.slidingWindow);
     // Per element, with c = nb * 8 + e: key = k0 + 2t + c, lag = qpos - key = relBase - c.
@@ -134,57 +129,24 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
-      const int r = warp * 16 + g + 8 * hh;
       const float mNew = fmaxf(m[hh], mx[hh]);
-      if (kStats) {  // the row's maximum moved into this tile: its first key there (shuffles by all lanes)
-        const bool moved = mx[hh] > m[hh];
-        int best = kTcCols;
-        if (moved) {
-#pragma unroll
-          for (int nb = 0; nb < 8; ++nb)
-#pragma unroll
-            for (int e = 0; e < 2; ++e)
-              if (sc[nb][2 * hh + e] == mx[hh]) best = min(best, nb * 8 + 2 * t + e);
-        }
-        best = groupMin<4>(best);
-        if (moved) top[hh] = k0 + best;
-      }
       const float mUse = mNew == -INFINITY ? 0.0f : mNew;
       const float alpha = exp2f(m[hh] - mUse);
-      if (kStats) {
-        ent[hh] = l[hh] > 0.0f ? alpha * (ent[hh] + l[hh] * (m[hh] - mNew)) : 0.0f;
-        dist[hh] *= alpha, waad[hh] *= alpha, stream[hh] *= alpha;
-      }
       l[hh] *= alpha;
 #pragma unroll
       for (int nd = 0; nd < D / 8; ++nd) o[nd][2 * hh] *= alpha, o[nd][2 * hh + 1] *= alpha;
       m[hh] = mNew;
 
-      const int relBase = static_cast<int>(qlo - k0) + r - 2 * t;
-      const float lag0 = static_cast<float>(relBase);  // exact below 2^24
-      const bool nearCap = qlo - (k0 + kTcCols - 1) < s.distanceCap;
-      const bool nearStream = k0 < s.streamSink || k0 + kTcCols - 1 > qlo - s.streamWindow;
-      const int sinkLimit = static_cast<int>(min(max(s.streamSink - k0, int64_t{-1}), int64_t{kTcCols})) - 2 * t;
       float rowSum = 0.0f;
 #pragma unroll
       for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float x = fmaxf(sc[nb][2 * hh + e] - mUse, -1e30f);  // masked: -1e30, so p = 0 and p*x = 0
-          const float pr = exp2f(x);
+          const float pr = exp2f(sc[nb][2 * hh + e] - mUse);  // masked (-inf): 0
           sc[nb][2 * hh + e] = pr;
           rowSum += pr;
-          if (kStats) {
-            const int c = nb * 8 + e;
-            const float lag = lag0 - static_cast<float>(c);
-            ent[hh] = fmaf(pr, x, ent[hh]);
-            dist[hh] = fmaf(pr, lag, dist[hh]);
-            if (nearCap) waad[hh] = fmaf(pr, fminf(lag, cap), waad[hh]);
-            if (nearStream && (c < sinkLimit || relBase - c < streamWindow)) stream[hh] += pr;
-          }
         }
       l[hh] += rowSum;
-      if (kStats && !nearCap) waad[hh] = fmaf(rowSum, cap, waad[hh]);
     }
 
     // O += P V: P's accumulator layout is the A-fragment layout of the next mma (keys as K).
@@ -209,8 +171,6 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     const float sum = groupSum<4>(l[hh]);
-    float e = 0, d = 0, w = 0, st = 0;
-    if (kStats) e = groupSum<4>(ent[hh]), d = groupSum<4>(dist[hh]), w = groupSum<4>(waad[hh]), st = groupSum<4>(stream[hh]);
     const int r = warp * 16 + g + 8 * hh;
     if (r >= rows) continue;
     const int64_t row = rowBase + r, idx = static_cast<int64_t>(h) * p.nq + row;
@@ -229,139 +189,242 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
     }
     if (t != 0) continue;
     p.rowLse2[idx] = sum > 0.0f ? m[hh] + log2f(sum) : -INFINITY;
-    if (kStats) {
-      const bool any = sum > 0.0f;
-      s.entropy[idx] = any ? kLn2 * (log2f(sum) - e * inv) : 0.0f;
-      s.meanDistance[idx] = d * inv;
-      s.waad[idx] = w * inv;
-      s.streamMass[idx] = st * inv;
-      s.top1Prob[idx] = inv;
-      s.top1Pos[idx] = any ? top[hh] : 0;
-    }
   }
 }
 
+constexpr int kStatsRows = 2 * kTcRows;  // query rows per CTA of the statistics pass: 32 per warp
+
 template <typename T, int D>
-constexpr size_t columnSmemBytes() {
-  return sizeof(T) * (kTcRows * D + 2 * kTcCols * D) + sizeof(float) * 2 * kTcCols;  // K, Q x2, lse x2
+constexpr size_t statsSmemBytes() {
+  return sizeof(T) * (kStatsRows * D + 2 * kTcCols * D) + sizeof(float) * 4 * kTcCols;  // Q, K x2, columns
 }
 
-// Stages the log2-sum-exp2 of query rows [r0, r0 + 64) for the column pass: +inf where a row has no
-// key or does not exist, so that exp2(s - lse) is 0 there (and never inf - inf).
-__device__ __forceinline__ void stageLse(const AttentionParams& p, int h, int64_t r0, float* dst) {
-  if (threadIdx.x < kTcCols) {
-    const int64_t row = r0 + threadIdx.x;
-    const float v = row < p.nq ? p.rowLse2[static_cast<int64_t>(h) * p.nq + row] : -INFINITY;
-    dst[threadIdx.x] = v == -INFINITY ? INFINITY : v;
-  }
+// Adds a key tile's column partials (sCol: kTcCols column sums, then kTcCols band sums) to the global
+// column statistics and clears them for reuse; threads [0, 2 kTcCols) take one value each.
+__device__ __forceinline__ void flushColumns(const AttentionParams& p, const StatsParams& s, int h, int64_t k0,
+                                             float* sCol) {
+  const int tid = threadIdx.x;
+  if (tid >= 2 * kTcCols) return;
+  const int64_t key = k0 + tid % kTcCols;
+  const float v = sCol[tid];
+  if (v != 0.0f && key < p.nk) atomicAdd((tid < kTcCols ? s.colSum : s.colSumBand) + h * p.nk + key, v);
+  sCol[tid] = 0.0f;
 }
 
-// Column statistics, key-major: one CTA per (64-key tile, head); each warp owns 16 keys (the A operand
-// of S^T = K Q^T) and walks the query tiles that can see them, accumulating its keys' column sums in
-// registers, so no atomics and no cross-warp reduction: one quad shuffle at the end. Probabilities use
-// the forward's row log-sum-exp (p.rowLse2).
+// Every statistic of the probabilities p = exp2(s - rowLse2) in one sweep: one CTA per (128-query tile,
+// head), heaviest first; each warp owns 32 query rows (two m16 tiles sharing each K fragment) and walks
+// the key tiles they can see. Row statistics (entropy, stream mass, WAAD, mean distance, top-1) stay in
+// registers; column sums are reduced over the warp's rows by shuffles, over the CTA's warps in shared
+// memory, and added to s.colSum / s.colSumBand (zeroed by the caller) once per key tile. The logits,
+// visibility and bias are the forward's, so a forward of ours or LibTorch's fused one (same logits,
+// its log-sum-exp) defines the probabilities.
 template <typename T, int D>
-__global__ void __launch_bounds__(kTcThreads, 2) tcColumnKernel(const __grid_constant__ AttentionParams p, const __grid_constant__ StatsParams s) {
+__global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_constant__ AttentionParams p, const __grid_constant__ StatsParams s) {
   extern __shared__ uint4 smemTc[];
-  T* sK = reinterpret_cast<T*>(smemTc);
-  T* sQ = sK + kTcRows * D;
-  float* sL = reinterpret_cast<float*>(sQ + 2 * kTcCols * D);
+  T* sQ = reinterpret_cast<T*>(smemTc);
+  T* sK = sQ + kStatsRows * D;
+  float* sCol = reinterpret_cast<float*>(sK + 2 * kTcCols * D);  // [2 buffers][column, band][kTcCols]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  const int64_t k0 = static_cast<int64_t>(blockIdx.x) * kTcRows;
-  const int64_t k1 = min(k0 + kTcRows, p.nk);
+  const int64_t rowBase = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kStatsRows;
   const int h = gridHead(p);
   const int kvh = h / (p.heads / p.kvHeads);
   const HeadMaskDev hm = p.masks ? p.masks[h] : HeadMaskDev{};
   const bool masked = hasMask(hm);
+  const int rows = static_cast<int>(min(static_cast<int64_t>(kStatsRows), p.nq - rowBase));
+  const int64_t qlo = p.queryStart + rowBase, qhi = qlo + rows - 1;
   const float* biasRow = p.bias ? p.bias + static_cast<int64_t>(h) * p.nk : nullptr;
   const float c2 = p.scale * kLog2e;
+  const float cap = static_cast<float>(s.distanceCap);
   const int window = static_cast<int>(min(p.slidingWindow, int64_t{INT32_MAX}));
+  const int streamWindow = static_cast<int>(min(s.streamWindow, int64_t{INT32_MAX}));
+  const int bandLo = static_cast<int>(min(s.bandLo, int64_t{INT32_MAX}));
+  const int bandHi = static_cast<int>(min(s.bandHi, int64_t{INT32_MAX}));
 
-  // Query rows of this call that can see a key of the tile: causality, then the sliding window.
-  const int64_t rFirst = max(int64_t{0}, k0 - p.queryStart) / kTcCols * kTcCols;
-  int64_t rEnd = p.nq;
-  if (p.slidingWindow > 0) rEnd = min(rEnd, max(int64_t{0}, k1 - 1 + p.slidingWindow - p.queryStart));
-
-  auto nextRows = [&](int64_t from) {
-    for (int64_t r0 = from; r0 < rEnd; r0 += kTcCols) {
-      const int64_t qlo = p.queryStart + r0, qhi = qlo + min(static_cast<int64_t>(kTcCols), p.nq - r0) - 1;
-      if (!tileMasked(p, hm, h, qlo, qhi, k0, k1)) return r0;
-    }
-    return rEnd;
-  };
-
-  loadTile<T, D>(sK, p.k, kvh, k0, p.nk - k0);
-  int64_t r0 = nextRows(rFirst);
-  if (r0 < rEnd) {
-    loadTile<T, D>(sQ, p.q, h, r0, p.nq - r0);
-    stageLse(p, h, r0, sL);
-  }
-  cpAsyncCommit();
-
-  float col[2] = {0, 0}, band[2] = {0, 0};
-  int buf = 0;
-  while (r0 < rEnd) {
-    const int64_t rNext = nextRows(r0 + kTcCols);
-    cpAsyncWaitAll();
-    __syncthreads();
-    if (rNext < rEnd) {
-      loadTile<T, D>(sQ + (buf ^ 1) * kTcCols * D, p.q, h, rNext, p.nq - rNext);
-      stageLse(p, h, rNext, sL + (buf ^ 1) * kTcCols);
-    }
-    cpAsyncCommit();
-    const float* lse = sL + buf * kTcCols;
-
-    float sc[8][4];
-    scoreBlock<T, D>(sK, warp * 16, sQ + buf * kTcCols * D, lane, sc);
-
-    const int64_t qlo = p.queryStart + r0;
-    const int nRows = static_cast<int>(min(static_cast<int64_t>(kTcCols), p.nq - r0));
-    const int64_t qhi = qlo + nRows - 1;
-    const bool full = !masked && k0 + kTcRows - 1 <= qlo && (p.slidingWindow == 0 || k0 > qhi - p.slidingWindow);
-    const int64_t minLag = qlo - (k0 + kTcRows - 1), maxLag = qhi - k0;
-    const bool bandNone = maxLag < s.bandLo || minLag > s.bandHi;
-    const bool bandAll = minLag >= s.bandLo && maxLag <= s.bandHi;
-    const int rowLimit = nRows - 2 * t;  // query column c = nb * 8 + e exists when c < rowLimit
+  for (int i = tid; i < 4 * kTcCols; i += kTcThreads) sCol[i] = 0.0f;
+  // This thread's rows: r = warp * 32 + 16 m + g + 8 hh. lse is +inf where a row has no key or does not
+  // exist, so that p = exp2(s - lse) is 0 there.
+  float lse[2][2];
+  bool any[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
-      const int64_t key = k0 + warp * 16 + g + 8 * hh;
-      const bool keyOk = key < p.nk;
-      const float kb = biasRow && keyOk ? biasRow[key] * kLog2e : 0.0f;
-      const int relBase = static_cast<int>(qlo - key) + 2 * t;  // lag = qpos - key = relBase + c
-      float cs = 0.0f, bs = 0.0f;
+      const int r = warp * 32 + 16 * m + g + 8 * hh;
+      const float v = r < rows ? p.rowLse2[static_cast<int64_t>(h) * p.nq + rowBase + r] : -INFINITY;
+      any[m][hh] = v != -INFINITY;
+      lse[m][hh] = any[m][hh] ? v : INFINITY;
+    }
+
+  int64_t kBegin, kEnd;
+  keyRange(p, qlo, qhi, kBegin, kEnd);
+  loadTile<T, D>(sQ, p.q, h, rowBase, rows);
+  loadTile<T, D>(sQ + kTcRows * D, p.q, h, rowBase + kTcRows, rows - kTcRows);
+  int64_t k0 = nextKeyTile(p, hm, h, qlo, qhi, kBegin, kEnd);
+  if (k0 < kEnd) loadTile<T, D>(sK, p.k, kvh, k0, p.nk - k0);
+  cpAsyncCommit();
+
+  // Per row: mass = sum p, entX = sum p * x (x the log2-domain logit; entropy = ln2 (lse mass - entX)),
+  // dist = sum p * lag, waad = sum p * min(lag, cap), stream = the mass on sinks + window.
+  float mass[2][2] = {}, entX[2][2] = {}, dist[2][2] = {}, waad[2][2] = {}, stream[2][2] = {};
+  float best[2][2] = {{-INFINITY, -INFINITY}, {-INFINITY, -INFINITY}};
+  int top[2][2] = {};
+  int buf = 0;
+  int64_t prevK0 = -1;
+
+  while (k0 < kEnd) {
+    const int64_t kNext = nextKeyTile(p, hm, h, qlo, qhi, k0 + kTcCols, kEnd);
+    cpAsyncWaitAll();
+    __syncthreads();  // tile k0 is in buffer `buf`; every warp is done with the other buffers
+    if (prevK0 >= 0) flushColumns(p, s, h, prevK0, sCol + (buf ^ 1) * 2 * kTcCols);
+    if (kNext < kEnd) loadTile<T, D>(sK + (buf ^ 1) * kTcCols * D, p.k, kvh, kNext, p.nk - kNext);
+    cpAsyncCommit();
+
+    float sc[2][8][4];
+    scoreBlock<T, D, 2>(sQ, warp * 32, sK + buf * kTcCols * D, lane, sc);
+
+    const bool full = !masked && k0 + kTcCols - 1 <= qlo && (p.slidingWindow == 0 || k0 > qhi - p.slidingWindow);
+    // Per element, with c = nb * 8 + e: key = k0 + 2t + c, lag = qpos - key = relBase - c.
+    const int keyLimit = static_cast<int>(min(p.nk - k0, static_cast<int64_t>(kTcCols))) - 2 * t;
+    const bool nearCap = qlo - (k0 + kTcCols - 1) < s.distanceCap;
+    const bool nearStream = k0 < s.streamSink || k0 + kTcCols - 1 > qlo - s.streamWindow;
+    const int sinkLimit = static_cast<int>(min(max(s.streamSink - k0, int64_t{-1}), int64_t{kTcCols})) - 2 * t;
+    const int64_t minLag = qlo - (k0 + kTcCols - 1), maxLag = qhi - k0;
+    const bool inBand = maxLag >= s.bandLo && minLag <= s.bandHi;
+    if (full && !biasRow && !nearCap && !nearStream) {
+      // The common tile, every key visible and far from the diagonal and the sinks: per element only
+      // the maximum, p, and the sums p, p*s and p*c; distances and entropy follow per row.
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int nb = 0; nb < 8; ++nb) mx = fmaxf(mx, fmaxf(sc[m][nb][2 * hh], sc[m][nb][2 * hh + 1]));
+          if (mx * c2 > best[m][hh]) {  // this lane's first key at the new maximum
+            int first = kTcCols;
+#pragma unroll
+            for (int nb = 7; nb >= 0; --nb)
+#pragma unroll
+              for (int e = 1; e >= 0; --e)
+                if (sc[m][nb][2 * hh + e] == mx) first = nb * 8 + e;
+            best[m][hh] = mx * c2, top[m][hh] = static_cast<int>(k0) + 2 * t + first;
+          }
+          const float nl = -lse[m][hh];
+          float rs = 0.0f, ps = 0.0f, pc = 0.0f;
+#pragma unroll
+          for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float sv = sc[m][nb][2 * hh + e];
+              const float pr = exp2f(fmaf(sv, c2, nl));
+              sc[m][nb][2 * hh + e] = pr;
+              rs += pr;
+              ps = fmaf(pr, sv, ps);
+              pc = fmaf(pr, static_cast<float>(nb * 8 + e), pc);
+            }
+          const float lag0 = static_cast<float>(static_cast<int>(qlo - k0) + warp * 32 + 16 * m + g + 8 * hh - 2 * t);
+          mass[m][hh] += rs;
+          entX[m][hh] = fmaf(ps, c2, entX[m][hh]);
+          dist[m][hh] += fmaf(lag0, rs, -pc);
+          waad[m][hh] = fmaf(rs, cap, waad[m][hh]);
+        }
+    } else {
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int r = warp * 32 + 16 * m + g + 8 * hh;
+          const int relBase = static_cast<int>(qlo - k0) + r - 2 * t;
+          const bool rowOk = r < rows;
+          const float lag0 = static_cast<float>(relBase);  // exact below 2^24
+          float rowSum = 0.0f;
+#pragma unroll
+          for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int c = nb * 8 + e, lag = relBase - c;
+              float x = sc[m][nb][2 * hh + e] * c2;
+              bool ok = full;
+              if (!ok) {
+                ok = rowOk && lag >= 0 && c < keyLimit && (window == 0 || lag < window);
+                if (ok && masked) ok = headMaskAllows(p, hm, h, qlo + r, k0 + 2 * t + c);
+              }
+              if (ok && biasRow) x = fmaf(biasRow[k0 + 2 * t + c], kLog2e, x);
+              if (ok && x > best[m][hh]) best[m][hh] = x, top[m][hh] = static_cast<int>(k0) + 2 * t + c;
+              const float pr = ok ? exp2f(x - lse[m][hh]) : 0.0f;  // lse = +inf: 0
+              sc[m][nb][2 * hh + e] = pr;
+              rowSum += pr;
+              entX[m][hh] = fmaf(pr, x, entX[m][hh]);
+              const float lagF = lag0 - static_cast<float>(c);
+              dist[m][hh] = fmaf(pr, lagF, dist[m][hh]);
+              if (nearCap) waad[m][hh] = fmaf(pr, fminf(lagF, cap), waad[m][hh]);
+              if (nearStream && (c < sinkLimit || lag < streamWindow)) stream[m][hh] += pr;
+            }
+          mass[m][hh] += rowSum;
+          if (!nearCap) waad[m][hh] = fmaf(rowSum, cap, waad[m][hh]);
+        }
+    }
+
+    // Column partials of this tile: this thread's 4 rows, then the warp's 32 rows (reduce-scatter),
+    // then the CTA's 4 warps (shared-memory atomics); flushed at the next tile's barrier. The band sums
+    // (tiles near the diagonal) first, so that the probabilities die with the column sums.
+    float* col = sCol + buf * 2 * kTcCols;
+    float v[16];
+    if (inBand) {
 #pragma unroll
       for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int c = nb * 8 + e, lag = relBase + c;
-          bool ok = full;
-          if (!ok) {
-            ok = keyOk && c < rowLimit && lag >= 0 && (window == 0 || lag < window);
-            if (ok && masked) ok = headMaskAllows(p, hm, h, key + lag, key);
-          }
-          // lse is +inf for rows without keys or past the call: p = 0 there
-          const float pr = ok ? exp2f(fmaf(sc[nb][2 * hh + e], c2, kb) - lse[2 * t + c]) : 0.0f;
-          cs += pr;
-          if (!bandNone && (bandAll || (lag >= s.bandLo && lag <= s.bandHi))) bs += pr;
+          float b = 0.0f;
+#pragma unroll
+          for (int m = 0; m < 2; ++m)
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+              const int lag = static_cast<int>(qlo - k0) + warp * 32 + 16 * m + g + 8 * hh - 2 * t - (nb * 8 + e);
+              if (lag >= bandLo && lag <= bandHi) b += sc[m][nb][2 * hh + e];
+            }
+          v[2 * nb + e] = b;
         }
-      col[hh] += cs;
-      band[hh] += bs;
+      const float2 bs = columnReduce(v, lane);
+      if (bs.x != 0.0f) atomicAdd(col + kTcCols + g * 8 + 2 * t, bs.x);
+      if (bs.y != 0.0f) atomicAdd(col + kTcCols + g * 8 + 2 * t + 1, bs.y);
     }
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        v[2 * nb + e] = sc[0][nb][e] + sc[0][nb][2 + e] + sc[1][nb][e] + sc[1][nb][2 + e];
+    const float2 cs = columnReduce(v, lane);
+    if (cs.x != 0.0f) atomicAdd(col + g * 8 + 2 * t, cs.x);
+    if (cs.y != 0.0f) atomicAdd(col + g * 8 + 2 * t + 1, cs.y);
+    prevK0 = k0;
     buf ^= 1;
-    r0 = rNext;
+    k0 = kNext;
   }
   cpAsyncWaitAll();
+  __syncthreads();
+  if (prevK0 >= 0) flushColumns(p, s, h, prevK0, sCol + (buf ^ 1) * 2 * kTcCols);
 
 #pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    const float cs = groupSum<4>(col[hh]), bs = groupSum<4>(band[hh]);
-    const int64_t key = k0 + warp * 16 + g + 8 * hh;
-    if (t != 0 || key >= p.nk) continue;
-    const int64_t idx = static_cast<int64_t>(h) * p.nk + key;
-    s.colSum[idx] = cs;
-    s.colSumBand[idx] = bs;
-  }
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const float e = groupSum<4>(fmaf(lse[m][hh], mass[m][hh], -entX[m][hh])), d = groupSum<4>(dist[m][hh]);
+      const float w = groupSum<4>(waad[m][hh]), st = groupSum<4>(stream[m][hh]);
+      const float bestAll = groupMax<4>(best[m][hh]);
+      const int pos = groupMin<4>(best[m][hh] == bestAll ? top[m][hh] : INT32_MAX);  // first key at the maximum
+      const int r = warp * 32 + 16 * m + g + 8 * hh;
+      if (t != 0 || r >= rows) continue;
+      const int64_t idx = static_cast<int64_t>(h) * p.nq + rowBase + r;
+      const bool has = any[m][hh];
+      s.entropy[idx] = has ? kLn2 * e : 0.0f;
+      s.meanDistance[idx] = d;
+      s.waad[idx] = w;
+      s.streamMass[idx] = st;
+      s.top1Prob[idx] = has ? exp2f(bestAll - lse[m][hh]) : 0.0f;
+      s.top1Pos[idx] = has ? pos : 0;
+    }
 }
 
 template <typename F>
@@ -392,7 +455,7 @@ bool tensorCoreEligible(const AttentionParams& p) {
          p.vectorLoads && !p.beta && !p.actOn;
 }
 
-void launchAttentionForwardTc(const AttentionParams& p, const StatsParams* rowStats, cudaStream_t stream) {
+void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream) {
   if (p.nq == 0 || p.numHeads == 0) return;
   detail::checkShape(p, "attention_forward_tc");
   if (!tensorCoreEligible(p))
@@ -403,32 +466,27 @@ void launchAttentionForwardTc(const AttentionParams& p, const StatsParams* rowSt
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
     constexpr size_t smem = forwardSmemBytes<T, D>();
-    if (rowStats) {
-      setSmem(tcForwardKernel<T, D, true>, smem, "attention_forward_tc");
-      tcForwardKernel<T, D, true><<<grid, kTcThreads, smem, stream>>>(p, *rowStats);
-    } else {
-      setSmem(tcForwardKernel<T, D, false>, smem, "attention_forward_tc");
-      tcForwardKernel<T, D, false><<<grid, kTcThreads, smem, stream>>>(p, StatsParams{});
-    }
+    setSmem(tcForwardKernel<T, D>, smem, "attention_forward_tc");
+    tcForwardKernel<T, D><<<grid, kTcThreads, smem, stream>>>(p);
   });
   checkLaunch("attention_forward_tc");
 }
 
-void launchColumnStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream) {
-  if (p.nk == 0 || p.numHeads == 0) return;
-  detail::checkShape(p, "attention_columns_tc");
+void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream) {
+  if (p.nq == 0 || p.numHeads == 0) return;
+  detail::checkShape(p, "attention_stats_tc");
   if (!tensorCoreEligible(p))
-    throw Error(ErrorKind::Internal, "attention_columns_tc: call not eligible for the tensor-core kernels", {},
+    throw Error(ErrorKind::Internal, "attention_stats_tc: call not eligible for the tensor-core kernels", {},
                 "cuda");
-  const dim3 grid(static_cast<unsigned>(ceilDiv(p.nk, kTcRows)), static_cast<unsigned>(p.numHeads));
+  const dim3 grid(static_cast<unsigned>(ceilDiv(p.nq, kStatsRows)), static_cast<unsigned>(p.numHeads));
   dispatchTc(p, [&](auto tag, auto dim) {
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
-    constexpr size_t smem = columnSmemBytes<T, D>();
-    setSmem(tcColumnKernel<T, D>, smem, "attention_columns_tc");
-    tcColumnKernel<T, D><<<grid, kTcThreads, smem, stream>>>(p, s);
+    constexpr size_t smem = statsSmemBytes<T, D>();
+    setSmem(tcStatsKernel<T, D>, smem, "attention_stats_tc");
+    tcStatsKernel<T, D><<<grid, kTcThreads, smem, stream>>>(p, s);
   });
-  checkLaunch("attention_columns_tc");
+  checkLaunch("attention_stats_tc");
 }
 
 }  // namespace hs::kernels::cuda

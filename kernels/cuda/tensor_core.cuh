@@ -10,8 +10,8 @@
 
 namespace hs::kernels::cuda::detail {
 
-constexpr int kTcRows = 64;      // query rows (forward) or keys (column pass) per CTA: 16 per warp
-constexpr int kTcCols = 64;      // keys (forward) or query rows (column pass) per inner tile
+constexpr int kTcRows = 64;      // query rows per CTA of the forward (16 per warp), rows per loaded tile
+constexpr int kTcCols = 64;      // keys per inner tile
 constexpr int kTcThreads = 128;  // 4 warps
 
 __device__ __forceinline__ uint32_t smemAddr(const void* ptr) {
@@ -92,25 +92,56 @@ __device__ __forceinline__ void loadTile(T* dst, const TensorView3& view, int64_
   }
 }
 
-// acc[nb] = rows [warpRow, warpRow + 16) of tile `a` times the transposed rows of tile `b` (64 rows =
-// 8 n-blocks of 8), over D. The A fragments are re-read from shared memory for each 16 dims, which
-// leaves the registers to the output accumulator.
-template <typename T, int D>
-__device__ __forceinline__ void scoreBlock(const T* a, int warpRow, const T* b, int lane, float acc[8][4]) {
+// acc[m][nb] = rows [warpRow + 16 m, warpRow + 16 m + 16) of tile `a` times the transposed rows of tile
+// `b` (64 rows = 8 n-blocks of 8), over D, for kM m-tiles of 16 rows. The A fragments are re-read from
+// shared memory for each 16 dims, which leaves the registers to the accumulators; each B fragment
+// serves all kM m-tiles.
+template <typename T, int D, int kM>
+__device__ __forceinline__ void scoreBlock(const T* a, int warpRow, const T* b, int lane, float acc[kM][8][4]) {
 #pragma unroll
-  for (int nb = 0; nb < 8; ++nb) acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int nb = 0; nb < 8; ++nb) acc[m][nb][0] = acc[m][nb][1] = acc[m][nb][2] = acc[m][nb][3] = 0.0f;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    uint32_t af[4];
-    ldmatrixX4(af, a + swz<D>(warpRow + (lane & 15), kk * 2 + (lane >> 4)));
+    uint32_t af[kM][4];
+#pragma unroll
+    for (int m = 0; m < kM; ++m) ldmatrixX4(af[m], a + swz<D>(warpRow + 16 * m + (lane & 15), kk * 2 + (lane >> 4)));
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
       uint32_t bf[4];
       ldmatrixX4(bf, b + swz<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)));
-      mma16816<T>(acc[2 * np], af, bf[0], bf[1]);
-      mma16816<T>(acc[2 * np + 1], af, bf[2], bf[3]);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        mma16816<T>(acc[m][2 * np], af[m], bf[0], bf[1]);
+        mma16816<T>(acc[m][2 * np + 1], af[m], bf[2], bf[3]);
+      }
     }
   }
+}
+
+// Sums v[2 nb + e] (column nb * 8 + 2t + e of an accumulator block) over the 8 lanes that share t =
+// lane % 4, as a reduce-scatter in 14 shuffles: lane g = lane / 4 gets columns g * 8 + 2t + {0, 1}.
+__device__ __forceinline__ float2 columnReduce(float v[16], int lane) {
+#pragma unroll
+  for (int k = 0; k < 8; ++k) {
+    const bool up = lane & 16;
+    const float send = up ? v[k] : v[k + 8], keep = up ? v[k + 8] : v[k];
+    v[k] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
+  }
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const bool up = lane & 8;
+    const float send = up ? v[k] : v[k + 4], keep = up ? v[k + 4] : v[k];
+    v[k] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+  }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const bool up = lane & 4;
+    const float send = up ? v[k] : v[k + 2], keep = up ? v[k + 2] : v[k];
+    v[k] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
+  }
+  return make_float2(v[0], v[1]);
 }
 
 }  // namespace hs::kernels::cuda::detail

@@ -3,6 +3,8 @@
 // interventions, with the CUDA outputs poisoned first. Plus the error table and CUDA error conversion.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -34,18 +36,9 @@ at::Tensor referenceProbabilities(AttentionCall call) {
 
 namespace kc = hs::kernels::cuda;
 
-void compareCase(const AttentionCase& c, uint64_t seed) {
-  INFO("case " << c.name);
-  const auto pr = hs::test::makeProblem(c, seed);
-  const bool edits = c.edits != EditSet::None;
-  const AttentionCall cpuCall = hs::test::makeCall(*pr, c, false, edits);
-  LayerStats want, got;
-  const at::Tensor wantOut = hs::kernels::attentionCpu(cpuCall, &want);
-  at::Tensor gotOut;
-  {
-    const hs::kernels::cuda::ScopedOutputPoisoning poison;
-    gotOut = hs::kernels::attentionCuda(hs::test::makeCall(*pr, c, true, edits), &got);
-  }
+// Output and every statistic of one CUDA call against the CPU reference's.
+void checkStatistics(const AttentionCase& c, const AttentionCall& cpuCall, const at::Tensor& wantOut,
+                     const LayerStats& want, const at::Tensor& gotOut, const LayerStats& got) {
   REQUIRE(gotOut.scalar_type() == c.dtype);
   const bool lowPrecision = c.dtype != at::kFloat;
   expectClose(gotOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4,
@@ -73,19 +66,6 @@ void compareCase(const AttentionCase& c, uint64_t seed) {
   for (size_t i = 0; i < got.tiles.size(); ++i)
     expectClose(got.tiles[i], want.tiles[i], atol, rtol, "tile " + std::to_string(i));
 
-  // The output alone (no statistics) on every kernel path: LibTorch's fused kernel where it applies
-  // (Auto, no edits), the tensor-core kernels, the CUDA-core kernels.
-  for (const auto path : {kc::KernelPath::Auto, kc::KernelPath::TensorCores, kc::KernelPath::CudaCores}) {
-    const kc::ScopedKernelPath pin(path);
-    const kc::ScopedOutputPoisoning poison;
-    AttentionCall plainCall = hs::test::makeCall(*pr, c, true, edits);
-    plainCall.stats = nullptr;
-    const at::Tensor plainOut = hs::kernels::attentionCuda(plainCall, nullptr);
-    REQUIRE(plainOut.scalar_type() == c.dtype);
-    expectClose(plainOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4,
-                "output without statistics, path " + std::to_string(static_cast<int>(path)));
-  }
-
   // Top-1 position: ties make the index ambiguous, so check that the reference probability at the
   // kernel's position is the row maximum (within tolerance).
   REQUIRE(got.top1Pos.sizes() == want.top1Pos.sizes());
@@ -97,6 +77,44 @@ void compareCase(const AttentionCase& c, uint64_t seed) {
     REQUIRE(pos.max().item<int64_t>() < c.nk);
     const auto atPos = probs.gather(2, pos.unsqueeze(2)).squeeze(2);
     expectClose(atPos, want.top1Prob, atol, 0.0, "reference probability at top1Pos");
+  }
+}
+
+void compareCase(const AttentionCase& c, uint64_t seed) {
+  INFO("case " << c.name);
+  const auto pr = hs::test::makeProblem(c, seed);
+  const bool edits = c.edits != EditSet::None;
+  const AttentionCall cpuCall = hs::test::makeCall(*pr, c, false, edits);
+  LayerStats want;
+  const at::Tensor wantOut = hs::kernels::attentionCpu(cpuCall, &want);
+  // With statistics: Auto takes LibTorch's fused forward and our statistics pass for a plain bf16/fp16
+  // prefill, so the tensor-core forward + statistics pass is pinned as well there.
+  std::vector<kc::KernelPath> statsPaths{kc::KernelPath::Auto};
+  if (!edits && c.poolBlock == 0 && c.dtype != at::kFloat) statsPaths.push_back(kc::KernelPath::TensorCores);
+  for (const auto path : statsPaths) {
+    INFO("statistics on path " << static_cast<int>(path));
+    const kc::ScopedKernelPath pin(path);
+    LayerStats got;
+    at::Tensor gotOut;
+    {
+      const kc::ScopedOutputPoisoning poison;
+      gotOut = hs::kernels::attentionCuda(hs::test::makeCall(*pr, c, true, edits), &got);
+    }
+    checkStatistics(c, cpuCall, wantOut, want, gotOut, got);
+  }
+
+  // The output alone (no statistics) on every kernel path: LibTorch's fused kernel where it applies
+  // (Auto, no edits), the tensor-core kernels, the CUDA-core kernels.
+  const bool lowPrecision = c.dtype != at::kFloat;
+  for (const auto path : {kc::KernelPath::Auto, kc::KernelPath::TensorCores, kc::KernelPath::CudaCores}) {
+    const kc::ScopedKernelPath pin(path);
+    const kc::ScopedOutputPoisoning poison;
+    AttentionCall plainCall = hs::test::makeCall(*pr, c, true, edits);
+    plainCall.stats = nullptr;
+    const at::Tensor plainOut = hs::kernels::attentionCuda(plainCall, nullptr);
+    REQUIRE(plainOut.scalar_type() == c.dtype);
+    expectClose(plainOut.to(at::kFloat), wantOut, lowPrecision ? 1e-2 : 1e-4, lowPrecision ? 1e-2 : 1e-4,
+                "output without statistics, path " + std::to_string(static_cast<int>(path)));
   }
 }
 
@@ -291,4 +309,52 @@ TEST_CASE("a failed CUDA launch becomes hs::Error(Device) naming the kernel", "[
     CHECK(std::string(e.what()).find("attention_forward") != std::string::npos);
   }
   compareCase({"after a launch error", 4, 2, 70, 70, 64, at::kBFloat16}, 5);
+}
+
+TEST_CASE("hybrid decode on CUDA matches the CPU reference", "[kernels_cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  struct Case {
+    const char* name;
+    int64_t heads, fullEntries, streamEntries, dim;
+    std::vector<bool> streaming;
+    at::ScalarType dtype;
+  };
+  const std::vector<Case> cases = {
+      {"8 KV heads, half streaming, bf16 d128", 32, 5000, 320, 128, {0, 1, 0, 1, 0, 1, 0, 1}, at::kBFloat16},
+      {"streaming store longer than the full one, fp16 d64", 16, 100, 320, 64, {1, 0, 0, 1}, at::kHalf},
+      {"every head streaming, fp32 d96", 8, 0, 77, 96, {1, 1}, at::kFloat},
+      {"no head streaming, gqa 16, bf16 d128", 32, 3001, 0, 128, {0, 0}, at::kBFloat16},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    at::manual_seed(17);
+    const int64_t kvHeads = static_cast<int64_t>(c.streaming.size());
+    const int64_t streamHeads = std::count(c.streaming.begin(), c.streaming.end(), true);
+    const auto opt = at::TensorOptions().dtype(c.dtype);
+    hs::kernels::HybridDecodeCall cpu;
+    cpu.q = at::randn({c.heads, 1, c.dim}, opt);
+    if (kvHeads > streamHeads) {
+      cpu.fullK = at::randn({kvHeads - streamHeads, c.fullEntries, c.dim}, opt);
+      cpu.fullV = at::randn({kvHeads - streamHeads, c.fullEntries, c.dim}, opt);
+    }
+    if (streamHeads > 0) {
+      cpu.streamK = at::randn({streamHeads, c.streamEntries, c.dim}, opt);
+      cpu.streamV = at::randn({streamHeads, c.streamEntries, c.dim}, opt);
+    }
+    cpu.streamKvHead = c.streaming;
+    cpu.scale = 1.0 / std::sqrt(static_cast<double>(c.dim));
+    const at::Tensor want = hs::kernels::hybridDecodeAttention(cpu);
+    hs::kernels::HybridDecodeCall gpu = cpu;
+    for (at::Tensor* t : {&gpu.q, &gpu.fullK, &gpu.fullV, &gpu.streamK, &gpu.streamV})
+      if (t->defined()) *t = t->cuda();
+    at::Tensor got;
+    {
+      const kc::ScopedOutputPoisoning poison;
+      got = hs::kernels::hybridDecodeAttention(gpu);
+    }
+    REQUIRE(got.is_cuda());
+    REQUIRE(got.scalar_type() == c.dtype);
+    const double tol = c.dtype == at::kFloat ? 1e-5 : 1e-2;
+    expectClose(got.cpu().to(at::kFloat), want.to(at::kFloat), tol, tol, "hybrid decode output");
+  }
 }
