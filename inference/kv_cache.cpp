@@ -139,6 +139,33 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
   HybridLayerView view;
   view.fullQueryHeads = s.fullQueryHeads;
   view.streamQueryHeads = s.streamQueryHeads;
+  view.streamKvHead.assign(static_cast<size_t>(kvHeads_), false);
+  for (int h : s.streamHeads) view.streamKvHead[static_cast<size_t>(h)] = true;
+  if (n == 1) {
+    // A decode step writes its entries in place: the ring slot it takes is the one its position evicts,
+    // whatever the token, so a failed step leaves only what the next step at this position overwrites
+    // first (and truncate refuses a hybrid cache once it evicted). One gather per store, no copies.
+    const at::Tensor k1 = k.select(1, 0), v1 = v.select(1, 0);
+    auto gather = [](at::Tensor dst, const at::Tensor& src, const at::Tensor& index) {
+      at::index_select_out(dst, src, 0, index);
+    };
+    if (!s.fullHeads.empty()) {
+      gather(s.keys.select(1, length_), k1, s.fullHeadIndex);
+      gather(s.values.select(1, length_), v1, s.fullHeadIndex);
+    }
+    const int64_t slot = slotOf(length_);
+    gather(s.sinkRingKeys.select(1, slot), k1, s.streamHeadIndex);
+    gather(s.sinkRingValues.select(1, slot), v1, s.streamHeadIndex);
+    s.stagedKeys = s.sinkRingKeys, s.stagedValues = s.sinkRingValues;  // what commit() keeps
+    view.fullKeys = s.keys.narrow(1, 0, end);
+    view.fullValues = s.values.narrow(1, 0, end);
+    const int64_t valid = std::min(end, sink + window);  // the new token sees every kept entry
+    view.streamKeys = s.sinkRingKeys.narrow(1, 0, valid);
+    view.streamValues = s.sinkRingValues.narrow(1, 0, valid);
+    view.streamQueryStart = valid - 1;
+    view.maskFree = true;
+    return view;
+  }
   if (!s.fullHeads.empty()) {
     s.keys.narrow(1, length_, n).copy_(k.index_select(0, s.fullHeadIndex));
     s.values.narrow(1, length_, n).copy_(v.index_select(0, s.fullHeadIndex));
@@ -147,20 +174,19 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
   view.fullValues = s.values.narrow(1, 0, end);
 
   const auto newKeys = k.index_select(0, s.streamHeadIndex), newValues = v.index_select(0, s.streamHeadIndex);
-  if (n > 1) {  // earlier entries in position order, then the new tokens (renumbered positions)
-    std::vector<at::Tensor> keys, values;
-    int64_t kept = 0;
-    for (const auto& [slot, count] : orderedSlots(length_)) {
-      keys.push_back(s.sinkRingKeys.narrow(1, slot, count));
-      values.push_back(s.sinkRingValues.narrow(1, slot, count));
-      kept += count;
-    }
-    keys.push_back(newKeys);
-    values.push_back(newValues);
-    view.streamKeys = at::cat(keys, 1);
-    view.streamValues = at::cat(values, 1);
-    view.streamQueryStart = kept;
+  // Earlier entries in position order, then the new tokens (renumbered positions).
+  std::vector<at::Tensor> keys, values;
+  int64_t kept = 0;
+  for (const auto& [slot, count] : orderedSlots(length_)) {
+    keys.push_back(s.sinkRingKeys.narrow(1, slot, count));
+    values.push_back(s.sinkRingValues.narrow(1, slot, count));
+    kept += count;
   }
+  keys.push_back(newKeys);
+  values.push_back(newValues);
+  view.streamKeys = at::cat(keys, 1);
+  view.streamValues = at::cat(values, 1);
+  view.streamQueryStart = kept;
   // The staged compact store: the current one with the new tokens' kept entries written in (the
   // tokens below sink, and the last `window` tokens at or past sink, in their ring slots).
   s.stagedKeys = s.sinkRingKeys.clone();
@@ -177,13 +203,6 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
     const int64_t run = std::min(count, sink + window - slot);
     write(slot, firstRing, run);
     if (count > run) write(sink, firstRing + run, count - run);
-  }
-  if (n == 1) {  // the new token sees every kept entry: sink, the ring (itself included)
-    const int64_t valid = std::min(end, sink + window);
-    view.streamKeys = s.stagedKeys.narrow(1, 0, valid);
-    view.streamValues = s.stagedValues.narrow(1, 0, valid);
-    view.streamQueryStart = valid - 1;
-    view.maskFree = true;
   }
   return view;
 }

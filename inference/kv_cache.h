@@ -36,13 +36,15 @@ struct HybridLayerView {
   // Full heads: keys/values [KVHf, length()+n, D] at positions 0.., and the query heads they serve.
   at::Tensor fullKeys, fullValues, fullQueryHeads;  // fullQueryHeads: int64 [KVHf * G] on the device
   // Streaming heads, keys/values [KVHs, m, D] and their query heads (int64 [KVHs * G]).
-  //  - maskFree (one new token): the staged compact store, ring order; the new token sees every entry.
+  //  - maskFree (one new token): the compact store (sink, then ring order) with the new token written in
+  //    place; it sees every entry.
   //  - otherwise: the kept entries of earlier tokens in position order, then the n new tokens. Their
   //    positions are renumbered 0..m-1 (the gap between sink and window is closed), so the queries
   //    sit at streamQueryStart.. and HeadMask::sinkWindow(sink, window) selects what they may see.
   at::Tensor streamKeys, streamValues, streamQueryHeads;
   int64_t streamQueryStart = 0;
   bool maskFree = false;
+  std::vector<bool> streamKvHead;  // [KVH]: whether KV head j is a streaming head
 };
 
 // One sequence's cache. Storage grows geometrically; views returned by append() and stage() stay

@@ -8,6 +8,15 @@ namespace hs {
 
 at::Tensor hybridAttention(const at::Tensor& q, const HybridLayerView& view, const HybridLayout& layout,
                            int64_t pos0, double scale) {
+  if (view.maskFree) {  // a decode step: one launch for both kinds of head on CUDA
+    kernels::HybridDecodeCall call;
+    call.q = q;
+    if (view.fullQueryHeads.numel() > 0) call.fullK = view.fullKeys, call.fullV = view.fullValues;
+    call.streamK = view.streamKeys, call.streamV = view.streamValues;
+    call.streamKvHead = view.streamKvHead;
+    call.scale = scale;
+    return kernels::hybridDecodeAttention(call);
+  }
   auto out = at::empty_like(q);
   if (view.fullQueryHeads.numel() > 0) {
     kernels::AttentionCall call;
@@ -25,11 +34,9 @@ at::Tensor hybridAttention(const at::Tensor& q, const HybridLayerView& view, con
   call.queryStart = view.streamQueryStart;
   call.scale = scale;
   kernels::LayerEdits edits;
-  if (!view.maskFree) {
-    for (int h = 0; h < static_cast<int>(view.streamQueryHeads.numel()); ++h)
-      edits.masks.emplace_back(h, kernels::HeadMask::sinkWindow(layout.sink, layout.window));
-    call.edits = &edits;
-  }
+  for (int h = 0; h < static_cast<int>(view.streamQueryHeads.numel()); ++h)
+    edits.masks.emplace_back(h, kernels::HeadMask::sinkWindow(layout.sink, layout.window));
+  call.edits = &edits;
   out.index_copy_(0, view.streamQueryHeads, kernels::attention(call, nullptr).to(q.scalar_type()));
   return out;
 }

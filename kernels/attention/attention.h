@@ -146,4 +146,22 @@ at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut);
 // Runs the implementation for the tensors' device (CPU reference, or CUDA when built with it).
 at::Tensor attention(const AttentionCall& call, LayerStats* statsOut);
 
+// One decode step over a hybrid (DuoAttention) KV cache: one query per head, seeing every entry it is
+// given. KV head j reads streamK/streamV at its index among the streaming KV heads when streamKvHead[j],
+// fullK/fullV at its index among the others otherwise. q: [H, 1, D]; fullK/V: [KVHf, Nf, D];
+// streamK/V: [KVHs, Ns, D] (the sink + window entries, any order); H a multiple of KVH = KVHf + KVHs.
+struct HybridDecodeCall {
+  at::Tensor q, fullK, fullV, streamK, streamV;
+  std::vector<bool> streamKvHead;
+  double scale = 1.0;
+};
+
+// Returns [H, 1, D] in q's dtype: on CUDA one split-KV launch for both kinds of head, on the CPU the
+// reference (attentionCpu per kind of head). Throws hs::Error(InvalidArgument) naming the field on
+// inconsistent shapes.
+at::Tensor hybridDecodeAttention(const HybridDecodeCall& call);
+#ifdef HEADSCOPE_HAVE_CUDA
+at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call);
+#endif
+
 }  // namespace hs::kernels

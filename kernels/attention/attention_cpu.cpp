@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "kernels/attention/attention.h"
 #include "kernels/attention/attention_stats.h"
@@ -234,6 +236,69 @@ at::Tensor attention(const AttentionCall& call, LayerStats* statsOut) {
   if (call.q.is_cuda()) return attentionCuda(call, statsOut);
 #endif
   return attentionCpu(call, statsOut);
+}
+
+namespace {
+
+// Checks a HybridDecodeCall's shapes, dtypes and devices; throws InvalidArgument naming the field.
+void validateHybridDecode(const HybridDecodeCall& c) {
+  auto need = [](bool ok, const std::string& what, const std::string& field) {
+    check(ok, ErrorKind::InvalidArgument, "hybrid decode attention: " + what, {}, field);
+  };
+  need(c.q.defined() && c.q.dim() == 3 && c.q.size(1) == 1, "q must be [heads, 1, dim]", "q");
+  const int64_t kvHeads = static_cast<int64_t>(c.streamKvHead.size());
+  need(kvHeads > 0 && c.q.size(0) % kvHeads == 0,
+       "streamKvHead has " + std::to_string(kvHeads) + " entries; the " + std::to_string(c.q.size(0)) +
+           " query heads must be a multiple of it",
+       "streamKvHead");
+  const int64_t streaming = std::count(c.streamKvHead.begin(), c.streamKvHead.end(), true);
+  auto store = [&](const at::Tensor& k, const at::Tensor& v, int64_t heads, const std::string& name) {
+    if (heads == 0 && !k.defined() && !v.defined()) return;
+    for (const auto& [t, field] : {std::pair<const at::Tensor&, std::string>{k, name + "K"}, {v, name + "V"}}) {
+      need(t.defined() && t.dim() == 3, "expected [" + std::to_string(heads) + ", entries, " +
+                                            std::to_string(c.q.size(2)) + "], found " +
+                                            (t.defined() ? c10::str(t.sizes()) : std::string("none")),
+           field);
+      need(t.size(0) == heads && t.size(2) == c.q.size(2) && t.sizes() == k.sizes(),
+           "expected [" + std::to_string(heads) + ", entries, " + std::to_string(c.q.size(2)) + "] like " + name +
+               "K, found " + c10::str(t.sizes()),
+           field);
+      need(heads == 0 || t.size(1) > 0, "a KV head with no entries", field);
+      need(t.scalar_type() == c.q.scalar_type() && t.device() == c.q.device(),
+           "dtype/device differ from q's", field);
+    }
+  };
+  store(c.fullK, c.fullV, kvHeads - streaming, "full");
+  store(c.streamK, c.streamV, streaming, "stream");
+}
+
+}  // namespace
+
+at::Tensor hybridDecodeAttention(const HybridDecodeCall& c) {
+  validateHybridDecode(c);
+#ifdef HEADSCOPE_HAVE_CUDA
+  if (c.q.is_cuda()) return hybridDecodeAttentionCuda(c);
+#endif
+  // The reference: attentionCpu once per kind of head, the new query at the last position of its keys.
+  const int64_t heads = c.q.size(0), group = heads / static_cast<int64_t>(c.streamKvHead.size());
+  std::vector<int64_t> fullHeads, streamHeads;
+  for (size_t j = 0; j < c.streamKvHead.size(); ++j)
+    for (int64_t g = 0; g < group; ++g)
+      (c.streamKvHead[j] ? streamHeads : fullHeads).push_back(static_cast<int64_t>(j) * group + g);
+  at::Tensor out = at::empty_like(c.q);
+  auto run = [&](const std::vector<int64_t>& list, const at::Tensor& k, const at::Tensor& v) {
+    if (list.empty()) return;
+    const auto index = at::tensor(list, at::TensorOptions().dtype(at::kLong)).to(c.q.device());
+    AttentionCall call;
+    call.q = c.q.index_select(0, index);
+    call.k = k, call.v = v;
+    call.queryStart = k.size(1) - 1;
+    call.scale = c.scale;
+    out.index_copy_(0, index, attentionCpu(call, nullptr).to(c.q.scalar_type()));
+  };
+  run(fullHeads, c.fullK, c.fullV);
+  run(streamHeads, c.streamK, c.streamV);
+  return out;
 }
 
 }  // namespace hs::kernels

@@ -417,3 +417,72 @@ TEST_CASE("attention: stats requested without an output throws", "[kernels][atte
   c.stats = &req;
   CHECK_THROWS_AS(hs::kernels::attentionCpu(c, nullptr), hs::Error);
 }
+
+namespace {
+
+// A random hybrid decode call: 4 KV heads (1 and 3 streaming), 3 query heads each, head_dim 8,
+// 37 full entries and 9 streaming ones.
+hs::kernels::HybridDecodeCall randomHybrid(uint64_t seed) {
+  at::manual_seed(seed);
+  hs::kernels::HybridDecodeCall c;
+  c.q = at::randn({12, 1, 8}, at::kDouble);
+  c.fullK = at::randn({2, 37, 8}, at::kDouble), c.fullV = at::randn({2, 37, 8}, at::kDouble);
+  c.streamK = at::randn({2, 9, 8}, at::kDouble), c.streamV = at::randn({2, 9, 8}, at::kDouble);
+  c.streamKvHead = {false, true, false, true};
+  c.scale = 0.3;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("hybrid decode: each query head attends over its own kind of store", "[kernels][attention]") {
+  const auto c = randomHybrid(91);
+  const at::Tensor out = hs::kernels::hybridDecodeAttention(c);
+  REQUIRE(out.sizes() == c.q.sizes());
+  REQUIRE(out.scalar_type() == at::kDouble);
+  int fullSeen = 0, streamSeen = 0;
+  for (int64_t kv = 0; kv < 4; ++kv) {
+    const bool streaming = c.streamKvHead[static_cast<size_t>(kv)];
+    const int64_t index = streaming ? streamSeen++ : fullSeen++;
+    const at::Tensor k = (streaming ? c.streamK : c.fullK)[index], v = (streaming ? c.streamV : c.fullV)[index];
+    for (int64_t g = 0; g < 3; ++g) {
+      const int64_t h = kv * 3 + g;
+      const at::Tensor want = at::softmax(at::matmul(c.q[h], k.t()) * c.scale, -1).matmul(v);  // [1, 8]
+      INFO("query head " << h);
+      CHECK(at::allclose(out[h], want, 1e-5, 1e-5));  // the reference computes in float32
+    }
+  }
+}
+
+TEST_CASE("hybrid decode: inconsistent calls name the field", "[kernels][attention]") {
+  struct Row {
+    const char* what;
+    std::function<void(hs::kernels::HybridDecodeCall&)> breakIt;
+    const char* field;
+  };
+  const std::vector<Row> rows = {
+      {"q with two tokens", [](auto& c) { c.q = at::randn({12, 2, 8}, at::kDouble); }, "q"},
+      {"streamKvHead of 5 for 12 query heads", [](auto& c) { c.streamKvHead.push_back(false); }, "streamKvHead"},
+      {"streamKvHead naming 3 streaming heads", [](auto& c) { c.streamKvHead = {true, true, false, true}; }, "fullK"},
+      {"full store of the wrong head_dim", [](auto& c) { c.fullK = at::randn({2, 37, 4}, at::kDouble); }, "fullK"},
+      {"values shorter than keys", [](auto& c) { c.streamV = at::randn({2, 8, 8}, at::kDouble); }, "streamV"},
+      {"missing full store", [](auto& c) { c.fullV = at::Tensor(); }, "fullV"},
+      {"float32 keys for float64 queries", [](auto& c) { c.fullK = c.fullK.to(at::kFloat); }, "fullK"},
+      {"empty streaming store", [](auto& c) {
+         c.streamK = at::randn({2, 0, 8}, at::kDouble), c.streamV = at::randn({2, 0, 8}, at::kDouble);
+       }, "streamK"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    auto c = randomHybrid(92);
+    row.breakIt(c);
+    try {
+      hs::kernels::hybridDecodeAttention(c);
+      FAIL_CHECK("no error thrown");
+    } catch (const hs::Error& err) {
+      CHECK(err.kind() == hs::ErrorKind::InvalidArgument);
+      INFO("message: " << err.what());
+      CHECK(err.field() == row.field);
+    }
+  }
+}
