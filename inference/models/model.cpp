@@ -255,7 +255,33 @@ KvCache Model::newCache(int64_t tokens, const HybridLayout& layout) const {
               std::to_string(config_.slidingWindow[static_cast<size_t>(l)]) +
               " tokens; streaming heads are supported on full-attention layers only",
           config_.path, "HybridLayout.streamingKvHeads[" + std::to_string(l) + "]");
-  if (tokens > 0) cache.reserve(tokens);
+  if (tokens > 0) {
+    // A cache too large for the device is refused with the forward's message (how many tokens would
+    // fit) before LibTorch's allocator fails halfway through the layers.
+    ForwardMemoryRequest r;
+    r.newTokens = tokens;
+    r.cacheBytesPerToken = cache.bytesPerCapacityToken();
+    r.allLogits = false;
+    r.mlpChunkTokens = ForwardOptions{}.mlpChunkTokens;
+    r.attentionBlockBytes = device().is_cpu() ? kernels::AttentionCall{}.maxBlockBytes : 0;
+    const int64_t free = freeMemoryBytes(device()), need = tokens * r.cacheBytesPerToken + kMemoryHeadroomBytes;
+    if (free > 0 && need > free)
+      throw Error(ErrorKind::OutOfMemory,
+                  "a KV cache for " + std::to_string(tokens) + " tokens needs about " + std::to_string(need >> 20) +
+                      " MiB on " + device().str() + " but " + std::to_string(free >> 20) + " MiB are free; about " +
+                      std::to_string(checkForwardMemory(config_, computeDtype_, r, free).fitTokens) +
+                      " tokens would fit",
+                  {}, "tokens");
+    try {
+      cache.reserve(tokens);
+    } catch (const c10::OutOfMemoryError& e) {
+      const std::string what = e.what_without_backtrace();
+      throw Error(ErrorKind::OutOfMemory,
+                  "a KV cache for " + std::to_string(tokens) + " tokens does not fit on " + device().str() + ": " +
+                      what.substr(0, what.find('\n')),
+                  {}, "tokens");
+    }
+  }
   return cache;
 }
 

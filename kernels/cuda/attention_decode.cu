@@ -15,7 +15,23 @@ using namespace detail;
 constexpr int kDecThreads = 128;  // keys per inner step in the score phase, dims in the output phase
 constexpr int kDecKeys = kDecThreads;
 
-// One CTA per (chunk, KV head). Per step of 128 keys: each thread scores one key for every head of
+__host__ __device__ __forceinline__ int64_t ceilDivDev(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Index of the n-th KV head (0-based) that is (streaming) or is not (!streaming) in streamMask.
+__device__ __forceinline__ int nthHeadOfKind(uint64_t streamMask, int kvHeads, bool streaming, int n) {
+  for (int j = 0; j < kvHeads; ++j)
+    if ((((streamMask >> j) & 1u) != 0) == streaming && n-- == 0) return j;
+  return kvHeads - 1;  // not reached for a launched work item
+}
+
+// Chunks of `chunk` keys holding KV head kvh's keys.
+__device__ __forceinline__ int chunksOf(const DecodeParams& p, int kvh) {
+  return static_cast<int>(ceilDivDev((p.streamMask >> kvh) & 1u ? p.nkStream : p.nk, p.chunk));
+}
+
+// One CTA per (KV head, chunk with keys). Per step of 128 keys: each thread scores one key for every head of
 // the group (its K row against q in shared memory), each warp turns a head's scores into
 // probabilities with the running maximum, then each thread accumulates one output dim over the
 // step's keys (V rows read coalesced). Writes the chunk's unnormalised output, maximum and sum.
@@ -25,14 +41,20 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
   __shared__ float ss[kMaxDecodeGroup][kDecKeys];
   __shared__ float sm[kMaxDecodeGroup], sl[kMaxDecodeGroup], sa[kMaxDecodeGroup];
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int kvh = blockIdx.y, split = blockIdx.x, G = p.heads / p.kvHeads;
-  // Where this KV head's keys live: the streaming store of a hybrid cache, or the main one.
-  const bool streaming = (p.streamMask >> kvh) & 1u;
-  const int streamBefore = __popcll(p.streamMask & ((uint64_t{1} << kvh) - 1u));
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, G = p.heads / p.kvHeads;
+  // Work item blockIdx.x -> (KV head, chunk): the full heads' chunks, then the streaming heads' (a
+  // hybrid cache), so that only chunks with keys are launched and they spread evenly over the SMs.
+  const int nStream = __popcll(p.streamMask), nFull = p.kvHeads - nStream;
+  const int fullChunks = static_cast<int>(ceilDivDev(p.nk, p.chunk));
+  const int streamChunks = static_cast<int>(ceilDivDev(p.nkStream, p.chunk));
+  int item = blockIdx.x;
+  const bool streaming = item >= nFull * fullChunks;
+  if (streaming) item -= nFull * fullChunks;
+  const int perHead = streaming ? streamChunks : fullChunks;
+  const int src = item / perHead, split = item % perHead;  // src: index among the heads of its kind
+  const int kvh = nthHeadOfKind(p.streamMask, p.kvHeads, streaming, src);
   const TensorView3& K = streaming ? p.ks : p.k;
   const TensorView3& V = streaming ? p.vs : p.v;
-  const int src = streaming ? streamBefore : kvh - streamBefore;
   const int64_t c0 = static_cast<int64_t>(split) * p.chunk, c1 = min(streaming ? p.nkStream : p.nk, c0 + p.chunk);
   const float c2 = p.scale * kLog2e;
 
@@ -106,7 +128,8 @@ __global__ void __launch_bounds__(kDecThreads) decodeSplitKernel(const __grid_co
     __syncthreads();  // ss and sa are rewritten by the next step
   }
 
-  // Partial result of this chunk: work[((kvh * splits + split) * G + g) * (D + 2) + (d | D: max | D+1: sum)]
+  // Partial result of this chunk: work[((kvh * splits + split) * G + g) * (D + 2) + (d | D: max | D+1: sum)];
+  // the merge reads only the chunks launched for each head.
   float* w = p.work + (static_cast<int64_t>(kvh) * p.splits + split) * G * (D + 2);
   if (tid < D) {
 #pragma unroll
@@ -122,11 +145,12 @@ __global__ void __launch_bounds__(D) decodeMergeKernel(const __grid_constant__ D
   const int h = blockIdx.x, G = p.heads / p.kvHeads, kvh = h / G, g = h % G, d = threadIdx.x;
   const float* base = p.work + static_cast<int64_t>(kvh) * p.splits * G * (D + 2) + g * (D + 2);
   const int64_t stride = static_cast<int64_t>(G) * (D + 2);
+  const int chunks = chunksOf(p, kvh);  // the chunks launched for this KV head
   float M = -INFINITY;
-  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, base[s * stride + D]);
+  for (int s = 0; s < chunks; ++s) M = fmaxf(M, base[s * stride + D]);
   float num = 0.0f, den = 0.0f;
   if (M != -INFINITY) {
-    for (int s = 0; s < p.splits; ++s) {
+    for (int s = 0; s < chunks; ++s) {
       const float f = exp2f(base[s * stride + D] - M);
       den = fmaf(f, base[s * stride + D + 1], den);
       num = fmaf(f, base[s * stride + d], num);
@@ -155,12 +179,13 @@ void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream) {
                     std::to_string(p.splits) + " chunks of " + std::to_string(p.chunk) + " for " +
                     std::to_string(p.nk) + " keys)",
                 {}, "cuda");
+  const int64_t streaming = __builtin_popcountll(p.streamMask);
+  const int64_t items = (p.kvHeads - streaming) * ceilDivDev(p.nk, p.chunk) + streaming * ceilDivDev(p.nkStream, p.chunk);
   dispatchType(p.type, [&](auto tag) {
     using T = decltype(tag);
     auto run = [&](auto dim) {
       constexpr int D = decltype(dim)::value;
-      decodeSplitKernel<T, D><<<dim3(static_cast<unsigned>(p.splits), static_cast<unsigned>(p.kvHeads)),
-                                kDecThreads, 0, stream>>>(p);
+      decodeSplitKernel<T, D><<<static_cast<unsigned>(items), kDecThreads, 0, stream>>>(p);
       checkLaunch("attention_decode");
       decodeMergeKernel<T, D><<<static_cast<unsigned>(p.heads), D, 0, stream>>>(p);
       checkLaunch("attention_decode_merge");

@@ -147,3 +147,26 @@ TEST_CASE("a forward that does not fit in memory is refused with the tokens that
   auto fresh = model->newCache();
   CHECK_THROWS_AS(model->forward(std::vector<TokenId>(static_cast<size_t>(fit) + 8, 3), fresh), Error);
 }
+
+TEST_CASE("a KV cache that does not fit is refused with the tokens that would fit", "[memory_plan][model]") {
+  hs::test::TinySpec spec;
+  spec.maxPositions = 1 << 22;
+  hs::test::LoadedTinyModel tiny(spec);
+  auto& model = tiny.model;
+  const ScopedEnv cap("HEADSCOPE_HOST_MEMORY_MB", "513");
+  const int64_t huge = int64_t{1} << 22;  // 4M tokens: more cache than 513 MiB hold
+  try {
+    model->newCache(huge);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::OutOfMemory);
+    CHECK(e.field() == "tokens");
+    CHECK_THAT(e.what(), hs::test::HasSubstring("a KV cache for 4194304 tokens needs about"));
+    CHECK_THAT(e.what(), hs::test::HasSubstring("MiB on cpu but 513 MiB are free"));
+    CHECK_THAT(e.what(), hs::test::HasSubstring("tokens would fit"));
+  }
+  // The model stays usable, and a cache it can hold is made.
+  auto cache = model->newCache(64);
+  CHECK(cache.capacity() >= 64);
+  CHECK(model->forward(std::vector<TokenId>(8, 3), cache).size(0) == 8);
+}

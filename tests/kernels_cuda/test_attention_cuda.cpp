@@ -166,7 +166,7 @@ TEST_CASE("attentionCuda matches the CPU reference over the sweep", "[kernels_cu
 }
 
 // A few tensor-core cases, small enough for compute-sanitizer (racecheck / memcheck runs use [small]).
-TEST_CASE("tensor-core kernels on a few awkward shapes", "[kernels_cuda][small]") {
+TEST_CASE("tensor-core kernels on a few awkward shapes", "[kernels_cuda][small][tc]") {
   REQUIRE(at::hasCUDA());
   using S = at::ScalarType;
   const std::vector<AttentionCase> cases = {
@@ -174,12 +174,22 @@ TEST_CASE("tensor-core kernels on a few awkward shapes", "[kernels_cuda][small]"
       {"tc N=130 d64 bias+scale", 4, 2, 130, 130, 64, S::BFloat16, -1, 0, EditSet::BiasScale, 0},
       {"tc decode 1 of 200 d128", 8, 2, 1, 200, 128, S::BFloat16, -1, 0, EditSet::None, 0},
       {"tc chunk 17 of 150 sliding 32", 4, 1, 17, 150, 64, S::Half, -1, 32, EditSet::None, 0},
-      // split-KV decode (the Auto path of a one-token step): many chunks, GQA 4/8/16, d 64/128/96, dtypes
+      {"tc N=300 d128 gqa4 (statistics pass: several key tiles)", 8, 2, 300, 300, 128, S::BFloat16, -1, 0,
+       EditSet::None, 0},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 50 + i);
+}
+
+// The split-KV decode kernel (the Auto path of a one-token step): many chunks, GQA 4/8/16, d 64/128/96.
+TEST_CASE("split-KV decode on a few long caches", "[kernels_cuda][small][decode]") {
+  REQUIRE(at::hasCUDA());
+  using S = at::ScalarType;
+  const std::vector<AttentionCase> cases = {
       {"decode 1 of 5000 gqa4 d128", 8, 2, 1, 5000, 128, S::BFloat16, -1, 0, EditSet::None, 0},
       {"decode 1 of 3001 gqa8 d64 fp16", 8, 1, 1, 3001, 64, S::Half, -1, 0, EditSet::None, 0},
       {"decode 1 of 777 gqa16 d96 fp32", 16, 1, 1, 777, 96, S::Float, -1, 0, EditSet::None, 0},
   };
-  for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 50 + i);
+  for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 60 + i);
 }
 
 TEST_CASE("attentionCuda statistics match the CPU reference at 4k tokens (bf16)", "[kernels_cuda][long]") {
@@ -311,7 +321,7 @@ TEST_CASE("a failed CUDA launch becomes hs::Error(Device) naming the kernel", "[
   compareCase({"after a launch error", 4, 2, 70, 70, 64, at::kBFloat16}, 5);
 }
 
-TEST_CASE("hybrid decode on CUDA matches the CPU reference", "[kernels_cuda][small]") {
+TEST_CASE("hybrid decode on CUDA matches the CPU reference", "[kernels_cuda][small][decode]") {
   REQUIRE(at::hasCUDA());
   struct Case {
     const char* name;
