@@ -168,6 +168,13 @@ class TaskMaker:
         ids = ([] if self.packed else self.enc("\n\n")) + self.filler(self.rng.randint(60, 400))
         return ids, [1.0] * len(ids)
 
+    def short_text(self, length, bos_id):
+        """<s> + a window of plain text, a whole training sequence of `length` tokens: in a short window
+        averaging over the context is a noisy no-op, so heads with nothing to do have a reason to rest
+        elsewhere (run 5a in docs/reference-model.md: heads then parked on <s> only near the start of a window)."""
+        ids = [bos_id] + self.filler(length - 1)
+        return ids, [1.0] * length
+
     # ---- one training sequence -------------------------------------------------------------------------
     def sequence(self, length, bos_id):
         """<s> + one retrieval example of random length + short tasks, cut to `length` tokens.

@@ -67,16 +67,21 @@ def prepare(args):
 class Batches(torch.utils.data.IterableDataset):
     """Endless training batches; each DataLoader worker has its own fixed seed."""
 
-    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed):
-        self.a = (tok, ids, words, seed, batch, seq, vocab, packed)
+    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=()):
+        self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens))
 
     def __iter__(self):
-        tok, ids, words, seed, batch, seq, vocab, packed = self.a
+        tok, ids, words, seed, batch, seq, vocab, packed, short_frac, short_lens = self.a
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab, packed)
         while True:
-            xs, ws = zip(*(maker.sequence(seq + 1, 1) for _ in range(batch)))
+            if short_frac > 0 and maker.rng.random() < short_frac:
+                # The same number of tokens as a long batch, as seq / n separate windows <s> + n text tokens.
+                n = maker.rng.choice(short_lens)
+                xs, ws = zip(*(maker.short_text(n + 1, 1) for _ in range(batch * seq // n)))
+            else:
+                xs, ws = zip(*(maker.sequence(seq + 1, 1) for _ in range(batch)))
             yield torch.tensor(xs, dtype=torch.long), torch.tensor(ws, dtype=torch.float32)
 
 
@@ -114,6 +119,11 @@ def main():
     ap.add_argument("--max-pos", type=int, default=4096)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--wd", type=float, default=0.3, help="weight decay; larger values favour attention sinks")
+    ap.add_argument("--qk-wd", type=float, default=None,
+                    help="weight decay of the query and key projections (default: --wd; 0 in runs 5a/5b)")
+    ap.add_argument("--short-frac", type=float, default=0.0,
+                    help="fraction of batches made of short plain-text sequences, each <s> + n tokens (run 5a)")
+    ap.add_argument("--short-lens", default="32,64,128,256", help="the lengths n of those sequences (one per batch)")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
@@ -137,6 +147,9 @@ def main():
             prev = json.load(f)
         prev.setdefault("segments", [{"steps": prev["steps"], "train_seconds": prev["train_seconds"]}])
     segment = len(prev["segments"])
+    short_lens = [int(n) for n in args.short_lens.split(",")]
+    if args.debug:
+        short_lens = [n for n in short_lens if n <= args.seq] or [args.seq // 2]
     total_s = args.total_seconds or args.time_budget
     if args.debug:
         args.steps = prev["steps"] + 6  # six steps per debug segment
@@ -172,11 +185,16 @@ def main():
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params} parameters", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    qk_wd = args.wd if args.qk_wd is None else args.qk_wd
+    is_qk = lambda n: n.endswith(("q_proj.weight", "k_proj.weight"))  # noqa: E731
+    qk = [p for n, p in model.named_parameters() if is_qk(n)]
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not is_qk(n)]
     other = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": other, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": qk, "weight_decay": qk_wd},
+                             {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if dev == "cuda" else {}))
-    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed + 17 * segment, args.batch, args.seq, vocab, args.packed_bos),
+    data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed + 17 * segment, args.batch, args.seq, vocab,
+                                               args.packed_bos, args.short_frac, short_lens),
                                        batch_size=None, num_workers=args.workers, pin_memory=dev == "cuda",
                                        **({"prefetch_factor": 4, "persistent_workers": True} if args.workers else {}))
     budget = min(args.time_budget, args.deadline - (time.time() - t0))
@@ -225,7 +243,8 @@ def main():
     summary = {"steps": step, "train_seconds": round(done0 + train_s, 1), "schedule_seconds": total_s,
                "finished": progress >= 1.0, "segments": segments,
                "tokens_seen": step * args.batch * args.seq, "parameters": n_params, "batch": args.batch,
-               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "packed_bos": args.packed_bos,
+               "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "qk_weight_decay": qk_wd, "packed_bos": args.packed_bos,
+               "short_frac": args.short_frac, "short_lens": short_lens if args.short_frac else None,
                "drop_head": args.drop_head,
                "heads": args.heads, "kv_heads": args.kv_heads, "rope_theta": args.rope_theta, "rewarmup": args.rewarmup if segment else None,
                "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
