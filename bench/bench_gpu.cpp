@@ -1,8 +1,9 @@
 // headscope_bench_gpu: the GPU issue's benchmark, from one run, on a Llama-3-8B-shaped model whose
 // random weights are made on the device (Model::randomInit, bf16 on CUDA):
 //   forward: for each N, Model::forward plain (no hooks, last logits only), instrumented (every
-//            statistic of every head of every layer, pooled maps off) and the SDPA reference on the
-//            same weight tensors (bench/sdpa_forward.h): median wall time of the timed runs after
+//            statistic of every head of every layer, pooled maps of at most 256x256 cells included)
+//            and the SDPA reference on the same weight tensors (bench/sdpa_forward.h): median wall
+//            time of the timed runs after
 //            warm-up, the allocator's peak memory of each, instrumented/plain and plain/reference;
 //   decode:  tokens/s of greedy single-token steps and KV bytes at the given contexts, full cache vs
 //            the hybrid cache whose streaming KV heads keep sink + window (DuoAttention).
@@ -137,7 +138,7 @@ class ForwardBench {
       for (auto& id : ids) id = token(rng);
       ForwardRow row;
       row.tokens = n;
-      const auto stats = everyStatistic(n, 0);
+      const auto stats = everyStatistic(n, mapBlock(n));
       const int rounds = opt_.warmup + opt_.timedRuns;
       for (int r = 0; r < rounds; ++r) {
         const bool timed = r >= opt_.warmup;

@@ -12,6 +12,12 @@ namespace hs::bench {
 // Sink set {0..3}, entropy, stream mass, WAAD, mean distance, top-1, column sums, banded column
 // sums, one previous-token target set over n queries, one 64x64 tile, and block-pooled max/mean maps
 // of every head with `poolBlock` (0: off; they are O((N/B)^2) per head).
+// The pool block that keeps a pooled map at most 256 cells a side: a multiple of 64 (the tensor-core
+// statistics' key tile), at least 64.
+inline int64_t mapBlock(int64_t n) {
+  return (std::max<int64_t>(64, (n + 255) / 256) + 63) / 64 * 64;
+}
+
 inline kernels::StatsRequest everyStatistic(int64_t n, int64_t poolBlock) {
   kernels::StatsRequest s;
   s.sinkSet = {0, 1, 2, 3};

@@ -313,9 +313,10 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   if (edits) de = buildEdits(*edits, H, nk, dev, p);
 
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
-  // Tensor cores for bf16/fp16 at head_dim 64/128 without ACT; pooled maps need the CUDA-core statistics.
-  const bool pooled = c.stats && c.stats->poolBlock > 0;
-  const bool tensorCores = tPath != kc::KernelPath::CudaCores && kc::tensorCoreEligible(p) && !pooled;
+  // Tensor cores for bf16/fp16 at head_dim 64/128 without ACT; pooled maps whose block is not a multiple
+  // of the key tile need the CUDA-core statistics.
+  const bool oddPool = c.stats && c.stats->poolBlock > 0 && c.stats->poolBlock % kc::kTileK != 0;
+  const bool tensorCores = tPath != kc::KernelPath::CudaCores && kc::tensorCoreEligible(p) && !oddPool;
   // Statistics of a plain prefill: LibTorch's fused forward (cuDNN on Hopper) gives the output and the
   // row log-sum-exp, which the statistics pass reuses; our forward where it cannot.
   at::Tensor out, lse2;

@@ -24,7 +24,8 @@ class ScopedOutputPoisoning {
 
 // Which kernels attentionCuda runs. Auto: LibTorch's fused attention for calls without edits or
 // statistics (when its causal convention fits), the tensor-core kernels where eligible (bf16/fp16,
-// head_dim 64/128, no ACT, no pooled maps), the CUDA-core kernels otherwise. TensorCores: never the
+// head_dim 64/128, no ACT, pooled maps only with blocks that are multiples of 64), the CUDA-core
+// kernels otherwise. TensorCores: never the
 // fused LibTorch path. CudaCores: only the CUDA-core kernels. Tests and benchmarks pin a path with it.
 enum class KernelPath { Auto, TensorCores, CudaCores };
 

@@ -117,10 +117,11 @@ void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream);
 bool tensorCoreEligible(const AttentionParams& p);
 // Forward on tensor cores: writes p.out and p.rowLse2.
 void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream);
-// Every statistic but the pooled maps on tensor cores, in one pass over the probabilities
+// Every statistic on tensor cores (pooled maps when s.poolBlock is a multiple of kTileK), in one pass
+// over the probabilities
 // exp2(scaled logit - p.rowLse2) (a forward's row log-sum-exp, ours or LibTorch's): entropy, stream
 // mass, WAAD, mean distance and top-1 of each row, and the column sums, which it adds into s.colSum /
-// s.colSumBand (zeroed by the caller).
+// s.colSumBand and the pooled maps (zeroed by the caller).
 void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
 
 // Statistics pass over the probabilities defined by p (needs the forward's rowLse2 and ACT masses).

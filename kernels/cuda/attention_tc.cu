@@ -194,28 +194,65 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 
 constexpr int kStatsRows = 2 * kTcRows;  // query rows per CTA of the statistics pass: 32 per warp
 
+// Pooled-map cells a CTA's rows can touch in one key tile (pool blocks are multiples of kTcCols, so a
+// key tile lies in one column of cells and 128 rows in at most 3 rows of cells).
+constexpr int kPoolCells = 4;
+constexpr int kColBuf = 2 * kTcCols + 2 * kPoolCells;  // one buffer: column sums, band sums, pool max/sum
+
 template <typename T, int D>
 constexpr size_t statsSmemBytes() {
-  return sizeof(T) * (kStatsRows * D + 2 * kTcCols * D) + sizeof(float) * 4 * kTcCols;  // Q, K x2, columns
+  return sizeof(T) * (kStatsRows * D + 2 * kTcCols * D) + sizeof(float) * 2 * kColBuf;  // Q, K x2, 2 buffers
 }
 
-// Adds a key tile's column partials (sCol: kTcCols column sums, then kTcCols band sums) to the global
-// column statistics and clears them for reuse; threads [0, 2 kTcCols) take one value each.
-__device__ __forceinline__ void flushColumns(const AttentionParams& p, const StatsParams& s, int h, int64_t k0,
-                                             float* sCol) {
+// Adds a key tile's partials (one kColBuf buffer: kTcCols column sums, kTcCols band sums, then the max
+// and sum of kPoolCells pooled cells from cell row cellRow0) to the global statistics and clears them;
+// threads [0, 2 kTcCols) take one column value each, threads [0, kPoolCells) one pooled cell each.
+__device__ __forceinline__ void flushPartials(const AttentionParams& p, const StatsParams& s, int h, int64_t k0,
+                                             float* buf, int poolSlot, int64_t cellRow0) {
   const int tid = threadIdx.x;
-  if (tid >= 2 * kTcCols) return;
-  const int64_t key = k0 + tid % kTcCols;
-  const float v = sCol[tid];
-  if (v != 0.0f && key < p.nk) atomicAdd((tid < kTcCols ? s.colSum : s.colSumBand) + h * p.nk + key, v);
-  sCol[tid] = 0.0f;
+  if (tid < 2 * kTcCols) {
+    const int64_t key = k0 + tid % kTcCols;
+    const float v = buf[tid];
+    if (v != 0.0f && key < p.nk) atomicAdd((tid < kTcCols ? s.colSum : s.colSumBand) + h * p.nk + key, v);
+    buf[tid] = 0.0f;
+  }
+  if (poolSlot >= 0 && tid < kPoolCells) {
+    float* cell = buf + 2 * kTcCols + 2 * tid;
+    const int64_t row = cellRow0 + tid, col = k0 / s.poolBlock;
+    if (cell[1] > 0.0f && row < s.poolRows && col < s.poolCols) {
+      const int64_t idx = (static_cast<int64_t>(poolSlot) * s.poolRows + row) * s.poolCols + col;
+      atomicMax(reinterpret_cast<int*>(s.poolMax) + idx, __float_as_int(cell[0]));  // p >= 0: int order
+      atomicAdd(s.poolSum + idx, cell[1]);
+    }
+    cell[0] = cell[1] = 0.0f;
+  }
+}
+
+// A warp's share of a pooled cell in this key tile, when all its 32 rows lie in cell row `cell`: this
+// lane's p maximum and sum there, reduced over the warp and added to the CTA's shared-memory cell by
+// lane 0. All lanes call it.
+__device__ __forceinline__ void poolWarp(float* buf, int64_t cell, float pmax, float psum) {
+  pmax = groupMax<32>(pmax), psum = groupSum<32>(psum);
+  if (threadIdx.x % 32 != 0 || !(psum > 0.0f)) return;
+  atomicMax(reinterpret_cast<int*>(buf + 2 * kTcCols + 2 * cell), __float_as_int(pmax));
+  atomicAdd(buf + 2 * kTcCols + 2 * cell + 1, psum);
+}
+
+// The same for one row (its 4 lanes), for warps whose rows straddle two cell rows (a call whose
+// queryStart is not a multiple of 32). All lanes call it.
+__device__ __forceinline__ void poolRow(float* buf, int64_t cell, float pmax, float psum) {
+  pmax = groupMax<4>(pmax), psum = groupSum<4>(psum);
+  if (threadIdx.x % 4 != 0 || !(psum > 0.0f)) return;
+  atomicMax(reinterpret_cast<int*>(buf + 2 * kTcCols + 2 * cell), __float_as_int(pmax));
+  atomicAdd(buf + 2 * kTcCols + 2 * cell + 1, psum);
 }
 
 // Every statistic of the probabilities p = exp2(s - rowLse2) in one sweep: one CTA per (128-query tile,
 // head), heaviest first; each warp owns 32 query rows (two m16 tiles sharing each K fragment) and walks
 // the key tiles they can see. Row statistics (entropy, stream mass, WAAD, mean distance, top-1) stay in
 // registers; column sums are reduced over the warp's rows by shuffles, over the CTA's warps in shared
-// memory, and added to s.colSum / s.colSumBand (zeroed by the caller) once per key tile. The logits,
+// memory, and added to s.colSum / s.colSumBand (zeroed by the caller) once per key tile; so are the
+// pooled maps' max and sum when s.poolBlock is a multiple of kTcCols (s.poolMax / s.poolSum zeroed). The logits,
 // visibility and bias are the forward's, so a forward of ours or LibTorch's fused one (same logits,
 // its log-sum-exp) defines the probabilities.
 template <typename T, int D>
@@ -223,7 +260,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   extern __shared__ uint4 smemTc[];
   T* sQ = reinterpret_cast<T*>(smemTc);
   T* sK = sQ + kStatsRows * D;
-  float* sCol = reinterpret_cast<float*>(sK + 2 * kTcCols * D);  // [2 buffers][column, band][kTcCols]
+  float* sCol = reinterpret_cast<float*>(sK + 2 * kTcCols * D);  // [2 buffers][kColBuf]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int64_t rowBase = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kStatsRows;
@@ -240,8 +277,12 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   const int streamWindow = static_cast<int>(min(s.streamWindow, int64_t{INT32_MAX}));
   const int bandLo = static_cast<int>(min(s.bandLo, int64_t{INT32_MAX}));
   const int bandHi = static_cast<int>(min(s.bandHi, int64_t{INT32_MAX}));
+  // Pooled maps (pool blocks that are multiples of kTcCols; the bridge sends others to the CUDA cores).
+  const int poolSlot = s.poolBlock > 0 ? s.poolIndex[h] : -1;
+  const bool pool = poolSlot >= 0;
+  const int64_t cellRow0 = pool ? qlo / s.poolBlock : 0;
 
-  for (int i = tid; i < 4 * kTcCols; i += kTcThreads) sCol[i] = 0.0f;
+  for (int i = tid; i < 2 * kColBuf; i += kTcThreads) sCol[i] = 0.0f;
   // This thread's rows: r = warp * 32 + 16 m + g + 8 hh. lse is +inf where a row has no key or does not
   // exist, so that p = exp2(s - lse) is 0 there.
   float lse[2][2];
@@ -276,7 +317,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
     const int64_t kNext = nextKeyTile(p, hm, h, qlo, qhi, k0 + kTcCols, kEnd);
     cpAsyncWaitAll();
     __syncthreads();  // tile k0 is in buffer `buf`; every warp is done with the other buffers
-    if (prevK0 >= 0) flushColumns(p, s, h, prevK0, sCol + (buf ^ 1) * 2 * kTcCols);
+    if (prevK0 >= 0) flushPartials(p, s, h, prevK0, sCol + (buf ^ 1) * kColBuf, poolSlot, cellRow0);
     if (kNext < kEnd) loadTile<T, D>(sK + (buf ^ 1) * kTcCols * D, p.k, kvh, kNext, p.nk - kNext);
     cpAsyncCommit();
 
@@ -291,6 +332,16 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
     const int sinkLimit = static_cast<int>(min(max(s.streamSink - k0, int64_t{-1}), int64_t{kTcCols})) - 2 * t;
     const int64_t minLag = qlo - (k0 + kTcCols - 1), maxLag = qhi - k0;
     const bool inBand = maxLag >= s.bandLo && minLag <= s.bandHi;
+    // Pooled cells: a warp whose rows share one cell row sums its lanes' share first (the usual case).
+    const int64_t warpQ = qlo + warp * 32;
+    const bool warpOneCell = pool && warpQ / s.poolBlock == (warpQ + 31) / s.poolBlock;
+    float poolMax = 0.0f, poolSum = 0.0f;
+    auto addPool = [&](int r, float pmax, float psum) {
+      if (warpOneCell)
+        poolMax = fmaxf(poolMax, pmax), poolSum += psum;
+      else
+        poolRow(sCol + buf * kColBuf, (qlo + r) / s.poolBlock - cellRow0, pmax, psum);
+    };
     if (full && !biasRow && !nearCap && !nearStream) {
       // The common tile, every key visible and far from the diagonal and the sinks: per element only
       // the maximum, p, and the sums p, p*s and p*c; distances and entropy follow per row.
@@ -323,7 +374,9 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
               ps = fmaf(pr, sv, ps);
               pc = fmaf(pr, static_cast<float>(nb * 8 + e), pc);
             }
-          const float lag0 = static_cast<float>(static_cast<int>(qlo - k0) + warp * 32 + 16 * m + g + 8 * hh - 2 * t);
+          const int r = warp * 32 + 16 * m + g + 8 * hh;
+          if (pool) addPool(r, exp2f(fmaf(mx, c2, nl)), rs);
+          const float lag0 = static_cast<float>(static_cast<int>(qlo - k0) + r - 2 * t);
           mass[m][hh] += rs;
           entX[m][hh] = fmaf(ps, c2, entX[m][hh]);
           dist[m][hh] += fmaf(lag0, rs, -pc);
@@ -338,7 +391,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
           const int relBase = static_cast<int>(qlo - k0) + r - 2 * t;
           const bool rowOk = r < rows;
           const float lag0 = static_cast<float>(relBase);  // exact below 2^24
-          float rowSum = 0.0f;
+          float rowSum = 0.0f, rowMax = 0.0f;
 #pragma unroll
           for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
@@ -355,21 +408,25 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
               const float pr = ok ? exp2f(x - lse[m][hh]) : 0.0f;  // lse = +inf: 0
               sc[m][nb][2 * hh + e] = pr;
               rowSum += pr;
+              if (pool) rowMax = fmaxf(rowMax, pr);
               entX[m][hh] = fmaf(pr, x, entX[m][hh]);
               const float lagF = lag0 - static_cast<float>(c);
               dist[m][hh] = fmaf(pr, lagF, dist[m][hh]);
               if (nearCap) waad[m][hh] = fmaf(pr, fminf(lagF, cap), waad[m][hh]);
               if (nearStream && (c < sinkLimit || lag < streamWindow)) stream[m][hh] += pr;
             }
+          if (pool) addPool(r, rowMax, rowSum);
           mass[m][hh] += rowSum;
           if (!nearCap) waad[m][hh] = fmaf(rowSum, cap, waad[m][hh]);
         }
     }
 
+    if (warpOneCell) poolWarp(sCol + buf * kColBuf, warpQ / s.poolBlock - cellRow0, poolMax, poolSum);
+
     // Column partials of this tile: this thread's 4 rows, then the warp's 32 rows (reduce-scatter),
     // then the CTA's 4 warps (shared-memory atomics); flushed at the next tile's barrier. The band sums
     // (tiles near the diagonal) first, so that the probabilities die with the column sums.
-    float* col = sCol + buf * 2 * kTcCols;
+    float* col = sCol + buf * kColBuf;
     float v[16];
     if (inBand) {
 #pragma unroll
@@ -404,7 +461,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   }
   cpAsyncWaitAll();
   __syncthreads();
-  if (prevK0 >= 0) flushColumns(p, s, h, prevK0, sCol + (buf ^ 1) * 2 * kTcCols);
+  if (prevK0 >= 0) flushPartials(p, s, h, prevK0, sCol + (buf ^ 1) * kColBuf, poolSlot, cellRow0);
 
 #pragma unroll
   for (int m = 0; m < 2; ++m)
