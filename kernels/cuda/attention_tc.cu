@@ -218,7 +218,7 @@ __device__ __forceinline__ void flushPartials(const AttentionParams& p, const St
   }
   if (poolSlot >= 0 && tid < kPoolCells) {
     float* cell = buf + 2 * kTcCols + 2 * tid;
-    const int64_t row = cellRow0 + tid, col = k0 / s.poolBlock;
+    const int64_t row = cellRow0 + tid, col = static_cast<int>(k0) / static_cast<int>(s.poolBlock);  // < 2^31
     if (cell[1] > 0.0f && row < s.poolRows && col < s.poolCols) {
       const int64_t idx = (static_cast<int64_t>(poolSlot) * s.poolRows + row) * s.poolCols + col;
       atomicMax(reinterpret_cast<int*>(s.poolMax) + idx, __float_as_int(cell[0]));  // p >= 0: int order
@@ -281,6 +281,10 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   const int poolSlot = s.poolBlock > 0 ? s.poolIndex[h] : -1;
   const bool pool = poolSlot >= 0;
   const int64_t cellRow0 = pool ? qlo / s.poolBlock : 0;
+  // A warp whose 32 rows share one cell row sums its lanes' share first (the usual case).
+  const int64_t warpQ = qlo + warp * 32;
+  const bool warpOneCell = pool && warpQ / s.poolBlock == (warpQ + 31) / s.poolBlock;
+  const int warpCell = pool ? static_cast<int>(warpQ / s.poolBlock - cellRow0) : 0;
 
   for (int i = tid; i < 2 * kColBuf; i += kTcThreads) sCol[i] = 0.0f;
   // This thread's rows: r = warp * 32 + 16 m + g + 8 hh. lse is +inf where a row has no key or does not
@@ -332,15 +336,13 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
     const int sinkLimit = static_cast<int>(min(max(s.streamSink - k0, int64_t{-1}), int64_t{kTcCols})) - 2 * t;
     const int64_t minLag = qlo - (k0 + kTcCols - 1), maxLag = qhi - k0;
     const bool inBand = maxLag >= s.bandLo && minLag <= s.bandHi;
-    // Pooled cells: a warp whose rows share one cell row sums its lanes' share first (the usual case).
-    const int64_t warpQ = qlo + warp * 32;
-    const bool warpOneCell = pool && warpQ / s.poolBlock == (warpQ + 31) / s.poolBlock;
     float poolMax = 0.0f, poolSum = 0.0f;
     auto addPool = [&](int r, float pmax, float psum) {
       if (warpOneCell)
         poolMax = fmaxf(poolMax, pmax), poolSum += psum;
       else
-        poolRow(sCol + buf * kColBuf, (qlo + r) / s.poolBlock - cellRow0, pmax, psum);
+        poolRow(sCol + buf * kColBuf, static_cast<int>(qlo + r) / static_cast<int>(s.poolBlock) - cellRow0, pmax,
+                psum);
     };
     if (full && !biasRow && !nearCap && !nearStream) {
       // The common tile, every key visible and far from the diagonal and the sinks: per element only
@@ -421,7 +423,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
         }
     }
 
-    if (warpOneCell) poolWarp(sCol + buf * kColBuf, warpQ / s.poolBlock - cellRow0, poolMax, poolSum);
+    if (warpOneCell) poolWarp(sCol + buf * kColBuf, warpCell, poolMax, poolSum);
 
     // Column partials of this tile: this thread's 4 rows, then the warp's 32 rows (reduce-scatter),
     // then the CTA's 4 warps (shared-memory atomics); flushed at the next tile's barrier. The band sums
