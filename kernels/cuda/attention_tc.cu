@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
       for (int nb = 0; nb < 8; ++nb)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float pr = exp2f(sc[nb][2 * hh + e] - mUse);  // masked (-inf): 0
+          const float pr = fastExp2(sc[nb][2 * hh + e] - mUse);  // masked (-inf): 0
           sc[nb][2 * hh + e] = pr;
           rowSum += pr;
         }
@@ -370,7 +370,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const float sv = sc[m][nb][2 * hh + e];
-              const float pr = exp2f(fmaf(sv, c2, nl));
+              const float pr = fastExp2(fmaf(sv, c2, nl));
               sc[m][nb][2 * hh + e] = pr;
               rs += pr;
               ps = fmaf(pr, sv, ps);
@@ -407,7 +407,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
               }
               if (ok && biasRow) x = fmaf(biasRow[k0 + 2 * t + c], kLog2e, x);
               if (ok && x > best[m][hh]) best[m][hh] = x, top[m][hh] = static_cast<int>(k0) + 2 * t + c;
-              const float pr = ok ? exp2f(x - lse[m][hh]) : 0.0f;  // lse = +inf: 0
+              const float pr = ok ? fastExp2(x - lse[m][hh]) : 0.0f;  // lse = +inf: 0
               sc[m][nb][2 * hh + e] = pr;
               rowSum += pr;
               if (pool) rowMax = fmaxf(rowMax, pr);

@@ -59,6 +59,14 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
   }
 }
 
+// 2^x in one MUFU instruction (ex2.approx.ftz: relative error ~2^-22, subnormal results flushed to 0,
+// 2^-inf = 0); exp2f adds range and subnormal handling around it, several instructions per score.
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats as one register of 16-bit values (lo in the low half).
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
