@@ -52,6 +52,11 @@ at::Tensor written(at::IntArrayRef shape, const at::TensorOptions& opt) {
   return t;
 }
 
+// A [heads, tokens, dim] tensor with unit stride along dim as the kernels see it (empty when undefined).
+kc::TensorView3 viewOf(const at::Tensor& t) {
+  return t.defined() ? kc::TensorView3{t.data_ptr(), t.stride(0), t.stride(1)} : kc::TensorView3{};
+}
+
 bool aligned16(const at::Tensor& t) {
   const int64_t es = static_cast<int64_t>(t.element_size());
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && (t.stride(0) * es) % 16 == 0 &&
@@ -250,13 +255,10 @@ at::Tensor splitKvDecode(const at::Tensor& q, const at::Tensor& k, const at::Ten
   d.type = elemType(q.scalar_type()), d.outType = d.type;
   d.heads = static_cast<int>(H), d.kvHeads = static_cast<int>(kvHeads), d.dim = static_cast<int>(D);
   d.nk = nk, d.nkStream = nkStream, d.scale = static_cast<float>(scale), d.streamMask = streamMask;
-  d.vectorLoads = D % 8 == 0 && aligned16(q);
-  auto view = [&](const at::Tensor& t) {
-    if (!t.defined()) return kc::TensorView3{};
-    d.vectorLoads = d.vectorLoads && aligned16(t);
-    return kc::TensorView3{t.data_ptr(), t.stride(0), t.stride(1)};
-  };
-  d.q = view(q), d.k = view(k), d.v = view(v), d.ks = view(ks), d.vs = view(vs);
+  d.vectorLoads = D % 8 == 0;
+  for (const at::Tensor* t : {&q, &k, &v, &ks, &vs})
+    if (t->defined()) d.vectorLoads = d.vectorLoads && aligned16(*t);
+  d.q = viewOf(q), d.k = viewOf(k), d.v = viewOf(v), d.ks = viewOf(ks), d.vs = viewOf(vs);
   // Chunks sized for the long store: the KV heads that read it get about two CTAs per SM in all.
   const int64_t longHeads = std::max<int64_t>(1, nk >= nkStream ? kvHeads - __builtin_popcountll(streamMask)
                                                                  : __builtin_popcountll(streamMask));
@@ -305,9 +307,7 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   p.nq = nq, p.nk = nk, p.queryStart = c.queryStart, p.slidingWindow = c.slidingWindow;
   p.scale = static_cast<float>(c.scale);
   p.vectorLoads = D % 8 == 0 && aligned16(q) && aligned16(k) && aligned16(v);
-  p.q = {q.data_ptr(), q.stride(0), q.stride(1)};
-  p.k = {k.data_ptr(), k.stride(0), k.stride(1)};
-  p.v = {v.data_ptr(), v.stride(0), v.stride(1)};
+  p.q = viewOf(q), p.k = viewOf(k), p.v = viewOf(v);
   p.numHeads = static_cast<int>(H);
   DeviceEdits de;
   if (edits) de = buildEdits(*edits, H, nk, dev, p);
