@@ -130,8 +130,9 @@ std::unique_ptr<SplitRegex> parsePattern(const nlohmann::json& spec, const std::
         ErrorKind::Corrupt,
         fmt::format("pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}, found {}", shortJson(spec)),
         file, field);
-  const std::string kind = spec.begin().key();
-  const nlohmann::json& value = spec.begin().value();
+  const auto entry = spec.begin();  // a named iterator: a reference through a temporary one dangles to GCC 13
+  const std::string kind = entry.key();
+  const nlohmann::json& value = entry.value();
   if (!value.is_string())
     throw Error(ErrorKind::Corrupt, fmt::format("pattern must be a string, found {}", shortJson(value)), file,
                 field);

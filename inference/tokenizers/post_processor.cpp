@@ -72,8 +72,9 @@ std::unique_ptr<PostProcessor> parseTemplate(const nlohmann::json& spec, const s
             fmt::format("template piece must be {{\"SpecialToken\": ...}} or {{\"Sequence\": ...}}, found {}",
                         shortJson(piece)),
             file, field);
-      const std::string kind = piece.begin().key();
-      const nlohmann::json& body = piece.begin().value();
+      const auto entry = piece.begin();  // named, as in normalizer.cpp (GCC 13's -Wdangling-reference)
+      const std::string kind = entry.key();
+      const nlohmann::json& body = entry.value();
       if (!(kind == "SpecialToken" || kind == "Sequence"))
         throw Error(ErrorKind::Unsupported, fmt::format("template piece '{}'", kind), file, field);
       pieces.push_back(
