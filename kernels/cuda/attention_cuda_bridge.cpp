@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "kernels/attention/attention.h"
@@ -187,40 +188,44 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
   LayerStats& s = d.s;
   const at::Tensor& poolSum = d.poolSum;
+  // The key lists first (host work and uploads), so that the launches below queue back to back.
+  const auto first = upload(std::vector<int64_t>{0}, dev);
+  std::vector<int64_t> sinks;  // a set: each key in range once
+  for (int64_t j : req.sinkSet)
+    if (j >= 0 && j < nk) sinks.push_back(j);
+  std::sort(sinks.begin(), sinks.end());
+  sinks.erase(std::unique(sinks.begin(), sinks.end()), sinks.end());
+  const auto sinkKeys = upload(sinks, dev);
+  std::vector<std::pair<at::Tensor, at::Tensor>> targetLists;  // (row starts, keys) on the device
+  std::vector<int64_t> row;
+  for (const auto& ts : req.targets) {
+    std::vector<int64_t> start{0}, keys;  // each row's keys once, in range: the CPU sums a 0/1 mask
+    keys.reserve(ts.keys.size());
+    for (int64_t r = 0; r < nq; ++r) {
+      row.assign(ts.keys.begin() + ts.rowStart[r], ts.keys.begin() + ts.rowStart[r + 1]);
+      if (!std::is_sorted(row.begin(), row.end())) std::sort(row.begin(), row.end());
+      row.erase(std::unique(row.begin(), row.end()), row.end());
+      for (int64_t j : row)
+        if (j >= 0 && j < nk) keys.push_back(j);
+      start.push_back(static_cast<int64_t>(keys.size()));
+    }
+    targetLists.emplace_back(upload(start, dev), upload(keys, dev));
+  }
+
   if (tensorCores)
     kc::launchStatsTc(p, d.sp, stream);
   else
     kc::launchAttentionStats(p, d.sp, stream);
 
   s.sinkFirst = written({H, nq}, f);
-  const auto first = upload(std::vector<int64_t>{0}, dev);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(first), nk > 0 ? 1 : 0, s.sinkFirst.data_ptr<float>(), stream);
-  std::vector<int64_t> sinks;  // a set: each key in range once
-  for (int64_t j : req.sinkSet)
-    if (j >= 0 && j < nk) sinks.push_back(j);
-  std::sort(sinks.begin(), sinks.end());
-  sinks.erase(std::unique(sinks.begin(), sinks.end()), sinks.end());
   s.sinkSet = written({H, nq}, f);
-  const auto sinkKeys = upload(sinks, dev);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(sinkKeys), static_cast<int64_t>(sinks.size()),
                     s.sinkSet.data_ptr<float>(), stream);
-
   s.targetMass = written({static_cast<int64_t>(req.targets.size()), H, nq}, f);
-  for (size_t t = 0; t < req.targets.size(); ++t) {
-    const auto& ts = req.targets[t];
-    std::vector<int64_t> start{0}, keys;  // each row's keys once, in range: the CPU sums a 0/1 mask
-    for (int64_t r = 0; r < nq; ++r) {
-      std::vector<int64_t> row(ts.keys.begin() + ts.rowStart[r], ts.keys.begin() + ts.rowStart[r + 1]);
-      std::sort(row.begin(), row.end());
-      row.erase(std::unique(row.begin(), row.end()), row.end());
-      for (int64_t j : row)
-        if (j >= 0 && j < nk) keys.push_back(j);
-      start.push_back(static_cast<int64_t>(keys.size()));
-    }
-    const auto dStart = upload(start, dev), dKeys = upload(keys, dev);
-    kc::launchKeyMass(p, ptr<int64_t>(dStart), ptr<int64_t>(dKeys), 0, s.targetMass[t].data_ptr<float>(),
-                      stream);
-  }
+  for (size_t t = 0; t < targetLists.size(); ++t)
+    kc::launchKeyMass(p, ptr<int64_t>(targetLists[t].first), ptr<int64_t>(targetLists[t].second), 0,
+                      s.targetMass[t].data_ptr<float>(), stream);
   for (const auto& t : req.tiles) {
     auto tile = written({t.q1 - t.q0, t.k1 - t.k0}, f);
     kc::launchProbabilityTile(p, t.head, t.q0, t.q1, t.k0, t.k1, tile.data_ptr<float>(), stream);
