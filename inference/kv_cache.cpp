@@ -141,6 +141,8 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
   view.streamQueryHeads = s.streamQueryHeads;
   view.streamKvHead.assign(static_cast<size_t>(kvHeads_), false);
   for (int h : s.streamHeads) view.streamKvHead[static_cast<size_t>(h)] = true;
+  view.fullKeys = s.keys.narrow(1, 0, end);  // views: valid before and after the new entries are written
+  view.fullValues = s.values.narrow(1, 0, end);
   if (n == 1) {
     // A decode step writes its entries in place: the ring slot it takes is the one its position evicts,
     // whatever the token, so a failed step leaves only what the next step at this position overwrites
@@ -157,8 +159,6 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
     gather(s.sinkRingKeys.select(1, slot), k1, s.streamHeadIndex);
     gather(s.sinkRingValues.select(1, slot), v1, s.streamHeadIndex);
     s.stagedKeys = s.sinkRingKeys, s.stagedValues = s.sinkRingValues;  // what commit() keeps
-    view.fullKeys = s.keys.narrow(1, 0, end);
-    view.fullValues = s.values.narrow(1, 0, end);
     const int64_t valid = std::min(end, sink + window);  // the new token sees every kept entry
     view.streamKeys = s.sinkRingKeys.narrow(1, 0, valid);
     view.streamValues = s.sinkRingValues.narrow(1, 0, valid);
@@ -170,8 +170,6 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
     s.keys.narrow(1, length_, n).copy_(k.index_select(0, s.fullHeadIndex));
     s.values.narrow(1, length_, n).copy_(v.index_select(0, s.fullHeadIndex));
   }
-  view.fullKeys = s.keys.narrow(1, 0, end);
-  view.fullValues = s.values.narrow(1, 0, end);
 
   const auto newKeys = k.index_select(0, s.streamHeadIndex), newValues = v.index_select(0, s.streamHeadIndex);
   // Earlier entries in position order, then the new tokens (renumbered positions).

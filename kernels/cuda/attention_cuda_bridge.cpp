@@ -414,6 +414,24 @@ ScopedKernelPath::~ScopedKernelPath() {
 }
 }  // namespace cuda
 
+namespace {
+
+// Runs f, turning LibTorch's errors into hs::Error (OutOfMemory, or Device) prefixed by `what`.
+template <typename F>
+at::Tensor withProjectErrors(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const c10::OutOfMemoryError& e) {
+    throw Error(ErrorKind::OutOfMemory, std::string(what) + ": " + e.what_without_backtrace(), "attention_cuda",
+                "device memory");
+  } catch (const c10::Error& e) {
+    throw Error(ErrorKind::Device, std::string(what) + ": " + e.what_without_backtrace(), "attention_cuda",
+                "libtorch");
+  }
+}
+
+}  // namespace
+
 at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call) {
   const int64_t kvHeads = static_cast<int64_t>(call.streamKvHead.size());
   check(kvHeads <= 64 && call.q.size(0) / kvHeads <= kc::kMaxDecodeGroup && call.q.size(2) <= kc::kMaxHeadDim,
@@ -424,31 +442,17 @@ at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call) {
   uint64_t mask = 0;
   for (int64_t j = 0; j < kvHeads; ++j)
     if (call.streamKvHead[static_cast<size_t>(j)]) mask |= uint64_t{1} << j;
-  try {
+  return withProjectErrors("CUDA hybrid decode", [&] {
     const c10::cuda::CUDAGuard guard(call.q.device());
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(call.q.device().index()).stream();
     auto unitLast = [](const at::Tensor& t) { return !t.defined() || t.stride(2) == 1 ? t : t.contiguous(); };
     return splitKvDecode(unitLast(call.q), unitLast(call.fullK), unitLast(call.fullV), call.scale, stream, kvHeads,
                          mask, unitLast(call.streamK), unitLast(call.streamV));
-  } catch (const c10::OutOfMemoryError& e) {
-    throw Error(ErrorKind::OutOfMemory, std::string("CUDA hybrid decode: ") + e.what_without_backtrace(),
-                "attention_cuda", "device memory");
-  } catch (const c10::Error& e) {
-    throw Error(ErrorKind::Device, std::string("CUDA hybrid decode: ") + e.what_without_backtrace(),
-                "attention_cuda", "libtorch");
-  }
+  });
 }
 
 at::Tensor attentionCuda(const AttentionCall& call, LayerStats* statsOut) {
-  try {
-    return runAttention(call, statsOut);
-  } catch (const c10::OutOfMemoryError& e) {
-    throw Error(ErrorKind::OutOfMemory, std::string("CUDA attention: ") + e.what_without_backtrace(),
-                "attention_cuda", "device memory");
-  } catch (const c10::Error& e) {
-    throw Error(ErrorKind::Device, std::string("CUDA attention: ") + e.what_without_backtrace(),
-                "attention_cuda", "libtorch");
-  }
+  return withProjectErrors("CUDA attention", [&] { return runAttention(call, statsOut); });
 }
 
 }  // namespace hs::kernels

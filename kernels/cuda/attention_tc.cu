@@ -5,6 +5,7 @@
 // rule, masks, skipped tiles and logit bias as the CUDA-core kernels (attention_device.cuh); ACT, the
 // streaming mix and pooled maps stay on those kernels (the bridge decides, tensorCoreEligible()).
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "kernels/cuda/attention_device.cuh"
@@ -514,12 +515,22 @@ bool tensorCoreEligible(const AttentionParams& p) {
          p.vectorLoads && !p.beta && !p.actOn;
 }
 
-void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream) {
-  if (p.nq == 0 || p.numHeads == 0) return;
-  detail::checkShape(p, "attention_forward_tc");
+namespace {
+
+// The checks both tensor-core launches make first; false when there is nothing to run.
+bool tcCallToRun(const AttentionParams& p, const char* kernel) {
+  if (p.nq == 0 || p.numHeads == 0) return false;
+  detail::checkShape(p, kernel);
   if (!tensorCoreEligible(p))
-    throw Error(ErrorKind::Internal, "attention_forward_tc: call not eligible for the tensor-core kernels", {},
+    throw Error(ErrorKind::Internal, std::string(kernel) + ": call not eligible for the tensor-core kernels", {},
                 "cuda");
+  return true;
+}
+
+}  // namespace
+
+void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream) {
+  if (!tcCallToRun(p, "attention_forward_tc")) return;
   const dim3 grid(static_cast<unsigned>(ceilDiv(p.nq, kTcRows)), static_cast<unsigned>(p.numHeads));
   dispatchTc(p, [&](auto tag, auto dim) {
     using T = decltype(tag);
@@ -532,11 +543,7 @@ void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream) {
 }
 
 void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream) {
-  if (p.nq == 0 || p.numHeads == 0) return;
-  detail::checkShape(p, "attention_stats_tc");
-  if (!tensorCoreEligible(p))
-    throw Error(ErrorKind::Internal, "attention_stats_tc: call not eligible for the tensor-core kernels", {},
-                "cuda");
+  if (!tcCallToRun(p, "attention_stats_tc")) return;
   const dim3 grid(static_cast<unsigned>(ceilDiv(p.nq, kStatsRows)), static_cast<unsigned>(p.numHeads));
   dispatchTc(p, [&](auto tag, auto dim) {
     using T = decltype(tag);
