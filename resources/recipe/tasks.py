@@ -34,6 +34,7 @@ class TaskMaker:
         self.tok, self.corpus, self.words, self.vocab, self.packed = tok, corpus, words, vocab_size, packed
         self.rng = random.Random(seed)
         self._cache = {}
+        self._backcopy = None  # built on first use: it sorts the whole corpus
         self.period_ids = self._period_ids()
 
     def enc(self, text):
@@ -175,6 +176,12 @@ class TaskMaker:
         ids = [bos_id] + self.filler(length - 1)
         return ids, [1.0] * length
 
+    def backcopy(self, length, bos_id):
+        """<s> + a Bigram-Backcopy sequence (Guo et al. 2024) of `length` tokens: see BigramBackcopy."""
+        if self._backcopy is None:
+            self._backcopy = BigramBackcopy(self.corpus)
+        return self._backcopy.sequence(self.rng, length, bos_id)
+
     # ---- one training sequence -------------------------------------------------------------------------
     def sequence(self, length, bos_id):
         """<s> + one retrieval example of random length + short tasks, cut to `length` tokens.
@@ -205,4 +212,54 @@ class TaskMaker:
                 a, b = self.text()
             ids += ([bos_id] if self.packed else []) + a
             w += ([0.0] if self.packed else []) + b
+        return ids[:length], w[:length]
+
+
+class BigramBackcopy:
+    """Guo et al. 2024's Bigram-Backcopy task ("Active-dormant attention heads"), on this corpus's tokens.
+
+    Text comes from the corpus's own bigram model (the next token is the successor of a random
+    occurrence of the current token). With probability TRIGGER_RATE per position a trigger token is
+    emitted instead, and the token after a trigger copies the token before it. The triggers are the
+    TRIGGERS token ids that occur least in the training text, so on text, as on most positions of
+    these sequences, a head that learns the copy has nothing to do: in the paper such heads become
+    dormant and rest on the first token. Copied tokens weigh ANSWER_WEIGHT in the loss.
+    """
+
+    TRIGGERS = 3
+    TRIGGER_RATE = 0.02
+
+    def __init__(self, corpus):
+        c = np.asarray(corpus, dtype=np.int64)
+        order = np.argsort(c[:-1], kind="stable")
+        self.succ = c[1:][order]
+        counts = np.bincount(c[:-1], minlength=int(c.max()) + 1)
+        self.start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.count = counts
+        self.corpus = c
+        seen = np.bincount(c, minlength=len(counts))
+        cand = np.arange(3, len(seen))  # ids 0-2 are <unk>, <s>, </s>
+        rare = cand[np.argsort(seen[3:], kind="stable")]
+        self.triggers = [int(t) for t in rare[:self.TRIGGERS]]
+        self.is_trigger = set(self.triggers)
+
+    def next_token(self, rng, t):
+        n = int(self.count[t]) if t < len(self.count) else 0
+        if n == 0:
+            return int(self.corpus[rng.randrange(len(self.corpus))])
+        return int(self.succ[self.start[t] + rng.randrange(n)])
+
+    def sequence(self, rng, length, bos_id):
+        ids = [bos_id, int(self.corpus[rng.randrange(len(self.corpus))])]
+        w = [1.0, 1.0]
+        while len(ids) < length:
+            if ids[-1] in self.is_trigger and len(ids) >= 3:
+                ids.append(ids[-2])
+                w.append(ANSWER_WEIGHT)
+            elif rng.random() < self.TRIGGER_RATE:
+                ids.append(rng.choice(self.triggers))
+                w.append(1.0)
+            else:
+                ids.append(self.next_token(rng, ids[-1]))
+                w.append(1.0)
         return ids[:length], w[:length]

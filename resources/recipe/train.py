@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus as C  # noqa: E402
 from model import LlamaShape, TinyLlama, load_hf, save_hf  # noqa: E402
-from tasks import TaskMaker  # noqa: E402
+from tasks import BigramBackcopy, TaskMaker  # noqa: E402
 
 
 def encode_docs(tok, docs):
@@ -67,11 +67,11 @@ def prepare(args):
 class Batches(torch.utils.data.IterableDataset):
     """Endless training batches; each DataLoader worker has its own fixed seed."""
 
-    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=()):
-        self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens))
+    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=(), backcopy_frac=0.0):
+        self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens), backcopy_frac)
 
     def __iter__(self):
-        tok, ids, words, seed, batch, seq, vocab, packed, short_frac, short_lens = self.a
+        tok, ids, words, seed, batch, seq, vocab, packed, short_frac, short_lens, backcopy_frac = self.a
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab, packed)
@@ -80,6 +80,9 @@ class Batches(torch.utils.data.IterableDataset):
                 # The same number of tokens as a long batch, as seq / n separate windows <s> + n text tokens.
                 n = maker.rng.choice(short_lens)
                 xs, ws = zip(*(maker.short_text(n + 1, 1) for _ in range(batch * seq // n)))
+            elif backcopy_frac > 0:
+                xs, ws = zip(*(maker.backcopy(seq + 1, 1) if maker.rng.random() < backcopy_frac
+                               else maker.sequence(seq + 1, 1) for _ in range(batch)))
             else:
                 xs, ws = zip(*(maker.sequence(seq + 1, 1) for _ in range(batch)))
             yield torch.tensor(xs, dtype=torch.long), torch.tensor(ws, dtype=torch.float32)
@@ -124,6 +127,8 @@ def main():
     ap.add_argument("--short-frac", type=float, default=0.0,
                     help="fraction of batches made of short plain-text sequences, each <s> + n tokens (run 5a)")
     ap.add_argument("--short-lens", default="32,64,128,256", help="the lengths n of those sequences (one per batch)")
+    ap.add_argument("--backcopy-frac", type=float, default=0.0,
+                    help="fraction of training sequences that are Bigram-Backcopy sequences (tasks.BigramBackcopy; run 6b)")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
@@ -163,6 +168,10 @@ def main():
     vocab = tok.get_vocab_size()
     print(f"data: {len(train_ids)} train tokens, {len(held_ids)} held-out tokens, vocab {vocab}, "
           f"{len(words)} words, {time.time() - t0:.1f}s", flush=True)
+    triggers = BigramBackcopy(train_ids).triggers if args.backcopy_frac > 0 else None
+    if triggers:
+        print(f"backcopy: {args.backcopy_frac} of the sequences, trigger ids {triggers} "
+              f"{[tok.decode([t]) for t in triggers]}", flush=True)
 
     shape = LlamaShape(vocab_size=vocab, max_position_embeddings=args.max_pos, num_attention_heads=args.heads,
                        num_key_value_heads=args.kv_heads, rope_theta=args.rope_theta)
@@ -194,7 +203,7 @@ def main():
                              {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if dev == "cuda" else {}))
     data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed + 17 * segment, args.batch, args.seq, vocab,
-                                               args.packed_bos, args.short_frac, short_lens),
+                                               args.packed_bos, args.short_frac, short_lens, args.backcopy_frac),
                                        batch_size=None, num_workers=args.workers, pin_memory=dev == "cuda",
                                        **({"prefetch_factor": 4, "persistent_workers": True} if args.workers else {}))
     budget = min(args.time_budget, args.deadline - (time.time() - t0))
@@ -245,6 +254,7 @@ def main():
                "tokens_seen": step * args.batch * args.seq, "parameters": n_params, "batch": args.batch,
                "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "qk_weight_decay": qk_wd, "packed_bos": args.packed_bos,
                "short_frac": args.short_frac, "short_lens": short_lens if args.short_frac else None,
+               "backcopy_frac": args.backcopy_frac, "backcopy_triggers": triggers,
                "drop_head": args.drop_head,
                "heads": args.heads, "kv_heads": args.kv_heads, "rope_theta": args.rope_theta, "rewarmup": args.rewarmup if segment else None,
                "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
