@@ -106,6 +106,7 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   call.queryStart = pos0;
   call.scale = scale;
   call.slidingWindow = c.slidingWindow.empty() ? 0 : c.slidingWindow[static_cast<size_t>(l)];
+  call.statsInFlight = true;  // runLayers waits for them after the last layer
   kernels::LayerStats stats;
   bool withStats = false;
   if (o.hooks) {
@@ -151,6 +152,20 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
   // One finiteness flag per layer, read once after the last layer: a read per layer would stall the
   // GPU's queue 32 times per decode step.
   std::vector<at::Tensor> finite;
+  // Statistics travel to the host while later layers run (AttentionCall::statsInFlight); they hold
+  // their values once this returns, or throws (the guard waits, its errors giving way to the first).
+  struct StatsArrival {
+    ForwardRecord* record;
+    ~StatsArrival() {
+      if (!record) return;
+      for (auto& entry : record->stats) {
+        try {
+          entry.second.wait();
+        } catch (const std::exception&) {  // the error that unwinds this is the one to report
+        }
+      }
+    }
+  } arrival{o.record};
   // A LibTorch error inside a layer (a failed kernel, a tap function's TORCH_CHECK) becomes an
   // hs::Error naming the layer; out-of-memory passes through to forward(), which adds the estimate.
   // On CUDA an asynchronous kernel failure may surface at a later layer or at the final check.
@@ -196,6 +211,13 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
                       " (check the weights of that layer, e.g. with --check-weights)",
                   dir_, "model.layers." + std::to_string(bad));
     }
+  }
+  if (o.record) {
+    for (auto& entry : o.record->stats) {
+      entry.second.wait();
+      entry.second.inFlight = nullptr;
+    }
+    arrival.record = nullptr;
   }
   return h;
 }

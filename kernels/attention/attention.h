@@ -111,9 +111,19 @@ struct LayerStats {
                             // map (masked cells and rows of earlier calls count 0)
   std::vector<at::Tensor> tiles;  // one [q1-q0, k1-k0] per TileRequest; parts outside the call's
                                   // queries or keys are 0
+  // Set by the CUDA path for a call with statsInFlight: the tensors above are still being copied to the
+  // host when attention() returns, and hold their values once wait() returns. Empty otherwise.
+  std::function<void()> inFlight;
+
+  // Returns once every tensor above holds its values (at once when nothing is in flight). Throws
+  // hs::Error(Device) when the copies failed.
+  void wait() const {
+    if (inFlight) inFlight();
+  }
 
   // Adds the statistics of a later call on the same layer (decode steps): row stats are
-  // concatenated along queries, column stats summed with zero padding for new keys.
+  // concatenated along queries, column stats summed with zero padding for new keys. Into an empty
+  // LayerStats it only copies `later` (copies in flight stay in flight); otherwise it waits for both.
   void append(const LayerStats& later);
 };
 
@@ -132,6 +142,9 @@ struct AttentionCall {
   const StatsRequest* stats = nullptr;    // optional; statsOut must be given with it
   ProbabilityObserver observer;           // optional
   int64_t maxBlockBytes = 256ll << 20;    // bound on one block's [H, rows, Nk] probability buffer
+  // CUDA: return before the statistics reach the host (they travel on a side stream while the caller
+  // queues more work); the caller calls LayerStats::wait() before reading them. Ignored on the CPU.
+  bool statsInFlight = false;
 };
 
 // CPU reference: returns the attention output [H, Nq, D] (float32) and fills *statsOut when

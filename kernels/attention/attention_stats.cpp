@@ -205,6 +205,9 @@ void LayerStats::append(const LayerStats& later) {
     *this = later;
     return;
   }
+  wait();
+  later.wait();
+  inFlight = nullptr;
   auto catRows = [](at::Tensor& a, const at::Tensor& b) { a = at::cat({a, b}, a.dim() - 1); };
   catRows(sinkFirst, later.sinkFirst);
   catRows(sinkSet, later.sinkSet);

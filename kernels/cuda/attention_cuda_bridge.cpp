@@ -5,18 +5,20 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
 #include "kernels/attention/attention.h"
 #include "kernels/core/error.h"
-#include "kernels/core/host_copy.h"
 #include "kernels/core/torch_compat.h"
 #include "kernels/cuda/attention_kernels.h"
 
@@ -34,12 +36,62 @@ kc::ElemType elemType(at::ScalarType t) {
   return t == at::kHalf ? kc::ElemType::F16 : t == at::kBFloat16 ? kc::ElemType::BF16 : kc::ElemType::F32;
 }
 
-// Copies a host vector to the device as a tensor of `type` (the bytes of T).
+// Copies a host vector to the device (the bytes of T) on the current stream without waiting for it:
+// from pinned memory, which LibTorch's host allocator keeps until the copy is done.
 template <typename T>
 at::Tensor upload(const std::vector<T>& v, at::Device dev) {
-  auto host = at::empty({static_cast<int64_t>(v.size() * sizeof(T))}, at::kByte);
+  auto host = at::empty({static_cast<int64_t>(v.size() * sizeof(T))}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   if (!v.empty()) std::memcpy(host.data_ptr(), v.data(), v.size() * sizeof(T));
-  return host.to(dev);
+  return host.to(dev, /*non_blocking=*/true);
+}
+
+// Starts copying `onDevice` (undefined entries stay undefined) into one pinned host block on a side
+// stream, after the work queued so far on `stream`, and returns the host tensors and a function that
+// waits for them. The device tensors may be dropped at once: the caching allocator keeps their memory
+// until the side stream is done with it. Nothing here waits for the device, so the caller's stream
+// runs on while the copy engine works.
+std::pair<std::vector<at::Tensor>, std::function<void()>> copyToHostAsync(const std::vector<at::Tensor>& onDevice,
+                                                                          const c10::cuda::CUDAStream& stream) {
+  constexpr int64_t kAlign = 64;
+  std::vector<int64_t> offsets;
+  int64_t total = 0;
+  for (const auto& t : onDevice) {
+    offsets.push_back(total);
+    if (t.defined()) total += (t.numel() * static_cast<int64_t>(t.element_size()) + kAlign - 1) / kAlign * kAlign;
+  }
+  const at::Tensor block =
+      at::empty({std::max<int64_t>(total, 1)}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  at::cuda::CUDAEvent computed;
+  computed.record(stream);
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, stream.device_index());
+  computed.block(side);
+  std::vector<at::Tensor> onHost;
+  {
+    const c10::cuda::CUDAStreamGuard onSide(side);
+    for (size_t i = 0; i < onDevice.size(); ++i) {
+      const at::Tensor& t = onDevice[i];
+      if (!t.defined()) {
+        onHost.emplace_back();
+        continue;
+      }
+      const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+      at::Tensor host = block.narrow(0, offsets[i], bytes).view(t.scalar_type()).view(t.sizes());
+      host.copy_(t, /*non_blocking=*/true);
+      t.record_stream(side);
+      onHost.push_back(std::move(host));
+    }
+  }
+  auto copied = std::make_shared<at::cuda::CUDAEvent>();
+  copied->record(side);
+  return {std::move(onHost), [copied] {
+            try {
+              copied->synchronize();
+            } catch (const c10::Error& e) {
+              throw Error(ErrorKind::Device,
+                          std::string("copying attention statistics to the host: ") + e.what_without_backtrace(),
+                          "attention_cuda", "statistics");
+            }
+          }};
 }
 
 template <typename T>
@@ -180,10 +232,10 @@ DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p,
 }
 
 // Runs the statistics passes after the forward (p.rowLse2 holds its row log-sum-exp) and returns the
-// statistics as float32 CPU tensors. tensorCores: the one-pass tensor-core kernel instead of the
-// CUDA-core statistics pass.
+// statistics as float32 CPU tensors, still in flight (LayerStats::inFlight). tensorCores: the one-pass
+// tensor-core kernel instead of the CUDA-core statistics pass.
 LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
-                       at::Device dev, cudaStream_t stream, bool tensorCores) {
+                       at::Device dev, const c10::cuda::CUDAStream& stream, bool tensorCores) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
   LayerStats& s = d.s;
@@ -213,7 +265,7 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   }
 
   if (tensorCores)
-    kc::launchStatsTc(p, d.sp, stream);
+    kc::launchStatsTc(p, d.sp, stream, /*hopper=*/tPath == kc::KernelPath::AutoWgmma);
   else
     kc::launchAttentionStats(p, d.sp, stream);
 
@@ -229,7 +281,7 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   for (const auto& t : req.tiles) {
     auto tile = written({t.q1 - t.q0, t.k1 - t.k0}, f);
     kc::launchProbabilityTile(p, t.head, t.q0, t.q1, t.k0, t.k1, tile.data_ptr<float>(), stream);
-    s.tiles.push_back(tile.cpu());
+    s.tiles.push_back(tile);
   }
   if (req.poolBlock > 0) {  // mean over every cell of the block, as StatsAccumulator::finish does
     const int64_t b = req.poolBlock, npos = queryStart + nq;
@@ -239,15 +291,17 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
         (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
     s.poolMean = poolSum / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
   }
-  // To the host in one allocation (copyToHost: huge pages instead of first-touch faults on ~13 fresh
-  // buffers per layer).
-  const std::vector<at::Tensor*> all{&s.sinkFirst, &s.sinkSet,   &s.entropy,    &s.streamMass, &s.waad,
-                                     &s.meanDistance, &s.top1Pos, &s.top1Prob, &s.colSum,     &s.colSumBand,
-                                     &s.targetMass, &s.poolMax,  &s.poolMean};
+  // To pinned host memory on a side stream (a synchronous copy to fresh pageable memory left the GPU
+  // idle for about 14 ms per layer at 32k while the host took its page faults).
+  std::vector<at::Tensor*> all{&s.sinkFirst,    &s.sinkSet, &s.entropy,  &s.streamMass, &s.waad,
+                               &s.meanDistance, &s.top1Pos, &s.top1Prob, &s.colSum,     &s.colSumBand,
+                               &s.targetMass,   &s.poolMax, &s.poolMean};
+  for (at::Tensor& t : s.tiles) all.push_back(&t);
   std::vector<at::Tensor> onDevice;
   for (const at::Tensor* t : all) onDevice.push_back(*t);
-  const std::vector<at::Tensor> onHost = copyToHost(onDevice);
-  for (size_t i = 0; i < all.size(); ++i) *all[i] = onHost[i];
+  auto [onHost, wait] = copyToHostAsync(onDevice, stream);
+  for (size_t i = 0; i < all.size(); ++i) *all[i] = std::move(onHost[i]);
+  s.inFlight = std::move(wait);
   return std::move(s);
 }
 
@@ -300,12 +354,14 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
         "attention_cuda", "statsOut");
   const at::Device dev = c.q.device();
   const c10::cuda::CUDAGuard guard(dev);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(dev.index()).stream();
+  const c10::cuda::CUDAStream torchStream = c10::cuda::getCurrentCUDAStream(dev.index());
+  const cudaStream_t stream = torchStream.stream();
   auto unitLast = [](const at::Tensor& t) { return t.stride(2) == 1 ? t : t.contiguous(); };
   const at::Tensor q = unitLast(c.q), k = unitLast(c.k), v = unitLast(c.v);
   const int64_t H = q.size(0), nq = q.size(1), nk = k.size(1), D = q.size(2);
   const LayerEdits* edits = (c.edits && !c.edits->empty()) ? c.edits : nullptr;
-  if (!edits && !c.stats && tPath == kc::KernelPath::Auto) {
+  const bool autoPath = tPath == kc::KernelPath::Auto || tPath == kc::KernelPath::AutoWgmma;
+  if (!edits && !c.stats && autoPath) {
     at::Tensor fused = plainFusedAttention(q, k, v, c.queryStart, c.slidingWindow, c.scale, stream);
     if (fused.defined()) return fused;
   }
@@ -331,7 +387,7 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   // Statistics of a plain prefill: LibTorch's fused forward (cuDNN on Hopper) gives the output and the
   // row log-sum-exp, which the statistics pass reuses; our forward where it cannot.
   at::Tensor out, lse2;
-  if (c.stats && !edits && tensorCores && tPath == kc::KernelPath::Auto && c.queryStart == 0 && nq == nk &&
+  if (c.stats && !edits && tensorCores && autoPath && c.queryStart == 0 && nq == nk &&
       (c.slidingWindow == 0 || nk <= c.slidingWindow)) {
     auto [fusedOut, lse] = compat::causalAttentionGqaWithLse(q, k, v, c.scale);
     if (fusedOut.defined()) {  // natural log -> log2 of the scaled logits, as our forward writes it
@@ -364,7 +420,10 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
   }
 
   if (act) kc::launchAttenuationFixup(p, ptr<int64_t>(de.attStart), ptr<int64_t>(de.attKeys), stream);
-  if (c.stats) *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, stream, tensorCores);
+  if (c.stats) {
+    *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, torchStream, tensorCores);
+    if (!c.statsInFlight) statsOut->wait();
+  }
 
   if (mix) {  // streaming half: same logits (bias, masks) restricted to sink + window, no ACT
     std::vector<int32_t> heads;

@@ -25,9 +25,11 @@ class ScopedOutputPoisoning {
 // Which kernels attentionCuda runs. Auto: LibTorch's fused attention for calls without edits or
 // statistics (when its causal convention fits), the tensor-core kernels where eligible (bf16/fp16,
 // head_dim 64/128, no ACT, pooled maps only with blocks that are multiples of 64), the CUDA-core
-// kernels otherwise. TensorCores: never the
-// fused LibTorch path. CudaCores: only the CUDA-core kernels. Tests and benchmarks pin a path with it.
-enum class KernelPath { Auto, TensorCores, CudaCores };
+// kernels otherwise. AutoWgmma: as Auto with the statistics pass on Hopper's wgmma
+// (attention_wgmma.cu) where the GPU and the build have it; correct, but not yet faster than the
+// mma.sync pass (docs/performance.md, session 4). TensorCores: never the fused LibTorch path.
+// CudaCores: only the CUDA-core kernels. Tests and benchmarks pin a path with it.
+enum class KernelPath { Auto, AutoWgmma, TensorCores, CudaCores };
 
 // While alive (on this thread), attentionCuda uses `path`.
 class ScopedKernelPath {

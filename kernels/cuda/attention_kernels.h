@@ -118,11 +118,15 @@ bool tensorCoreEligible(const AttentionParams& p);
 // Forward on tensor cores: writes p.out and p.rowLse2.
 void launchAttentionForwardTc(const AttentionParams& p, cudaStream_t stream);
 // Every statistic on tensor cores (pooled maps when s.poolBlock is a multiple of kTileK), in one pass
-// over the probabilities
-// exp2(scaled logit - p.rowLse2) (a forward's row log-sum-exp, ours or LibTorch's): entropy, stream
-// mass, WAAD, mean distance and top-1 of each row, and the column sums, which it adds into s.colSum /
-// s.colSumBand and the pooled maps (zeroed by the caller).
-void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
+// over the probabilities exp2(scaled logit - p.rowLse2) (a forward's row log-sum-exp, ours or
+// LibTorch's): entropy, stream mass, WAAD, mean distance and top-1 of each row, and the column sums,
+// which it adds into s.colSum / s.colSumBand and the pooled maps (zeroed by the caller). hopper: the
+// wgmma kernel (attention_wgmma.cu) where wgmmaStatsAvailable(), else the mma.sync one.
+void launchStatsTc(const AttentionParams& p, const StatsParams& s, cudaStream_t stream, bool hopper = false);
+// True when the current GPU is sm_90 and this build has sm_90a code (HEADSCOPE_CUDA_SM90A).
+bool wgmmaStatsAvailable();
+// The wgmma statistics kernel itself (launchStatsTc checks the call first).
+void launchStatsWgmma(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);
 
 // Statistics pass over the probabilities defined by p (needs the forward's rowLse2 and ACT masses).
 void launchAttentionStats(const AttentionParams& p, const StatsParams& s, cudaStream_t stream);

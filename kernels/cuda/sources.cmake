@@ -8,6 +8,7 @@ if(HEADSCOPE_CUDA_KERNELS)
     ${CMAKE_CURRENT_LIST_DIR}/attention_stats.cu
     ${CMAKE_CURRENT_LIST_DIR}/attention_point.cu
     ${CMAKE_CURRENT_LIST_DIR}/attention_tc.cu
+    ${CMAKE_CURRENT_LIST_DIR}/attention_wgmma.cu
     ${CMAKE_CURRENT_LIST_DIR}/attention_decode.cu
   )
   target_link_libraries(hs_kernels_cuda PUBLIC hs_base CUDA::cudart)
@@ -15,6 +16,10 @@ if(HEADSCOPE_CUDA_KERNELS)
   set_target_properties(hs_kernels_cuda PROPERTIES
     CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON CUDA_RUNTIME_LIBRARY Shared POSITION_INDEPENDENT_CODE ON)
   target_compile_options(hs_kernels_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>)
+  # The wgmma statistics kernel exists only in sm_90a code; the host side needs to know it was built.
+  if("90a" IN_LIST CMAKE_CUDA_ARCHITECTURES OR "90a-real" IN_LIST CMAKE_CUDA_ARCHITECTURES)
+    target_compile_definitions(hs_kernels_cuda PRIVATE HEADSCOPE_CUDA_SM90A)
+  endif()
   if(HEADSCOPE_HAVE_CUDA)
     target_sources(hs_kernels PRIVATE
       ${CMAKE_CURRENT_LIST_DIR}/attention_cuda_bridge.cpp

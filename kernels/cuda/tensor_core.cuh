@@ -1,6 +1,6 @@
-// Warp-level tensor-core building blocks of attention_tc.cu: cp.async tile loads into XOR-swizzled
-// shared memory, ldmatrix, mma.sync m16n8k16 (bf16/fp16 in, fp32 accumulate) and the score block
-// S = A Bᵀ over a 64-row tile. Included by one .cu file; everything is internal to it.
+// Warp-level tensor-core building blocks of attention_tc.cu and attention_wgmma.cu: cp.async tile
+// loads into XOR-swizzled shared memory, ldmatrix, mma.sync m16n8k16 (bf16/fp16 in, fp32 accumulate),
+// the score block S = A Bᵀ over a 64-row tile, and the launchers' type dispatch.
 #pragma once
 
 #include <cstdint>
@@ -150,6 +150,30 @@ __device__ __forceinline__ float2 columnReduce(float v[16], int lane) {
     v[k] = keep + __shfl_xor_sync(0xffffffffu, send, 4);
   }
   return make_float2(v[0], v[1]);
+}
+
+// Host side: calls f(T{}, integral_constant<int, D>{}) for the call's element type (bf16/fp16) and
+// head_dim (64/128).
+template <typename F>
+void dispatchTc(const AttentionParams& p, F&& f) {
+  auto withType = [&](auto tag) {
+    using T = decltype(tag);
+    if (p.dim == 64)
+      f(T{}, std::integral_constant<int, 64>{});
+    else
+      f(T{}, std::integral_constant<int, 128>{});
+  };
+  if (p.type == ElemType::BF16)
+    withType(__nv_bfloat16{});
+  else
+    withType(__half{});
+}
+
+// Host side: lets `kernel` use `bytes` of dynamic shared memory.
+template <typename K>
+void setSmem(K kernel, size_t bytes, const char* name) {
+  checkCuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+            name, "shared memory attribute");
 }
 
 }  // namespace hs::kernels::cuda::detail

@@ -50,9 +50,10 @@ int main(int argc, char** argv) {
               "instr = every statistic, pooled maps included: LibTorch's fused forward (its row log-sum-exp) + our one-pass\n"
               "tensor-core statistics + key masses; instr-tc = the same on our tensor-core forward\n",
               static_cast<long long>(H), static_cast<long long>(KVH), static_cast<long long>(D));
-  std::printf("fwd+lse = LibTorch's fused forward with its log-sum-exp alone (the start of instr)\n");
-  std::printf("| N | sdpa ms | plain ms | fwd+lse ms | tc ms | instr ms | instr-tc ms | instr/plain | tc/sdpa | instr GiB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("fwd+lse = LibTorch's fused forward with its log-sum-exp alone (the start of instr); instr-wgmma =\n"
+              "instr with the statistics pass on Hopper's wgmma (KernelPath::AutoWgmma)\n");
+  std::printf("| N | sdpa ms | plain ms | fwd+lse ms | tc ms | instr ms | instr-wgmma ms | instr-tc ms | instr/plain | tc/sdpa | instr GiB |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int64_t n = minTokens; n <= maxTokens; n *= 2) {
     const auto q = at::randn({H, n, D}, opt), k = at::randn({KVH, n, D}, opt),
                v = at::randn({KVH, n, D}, opt);
@@ -72,13 +73,17 @@ int main(int argc, char** argv) {
       hs::kernels::LayerStats s;
       hs::kernels::attentionCuda(c, &s);
     };
+    auto instrumentedWgmma = [&] {
+      const kc::ScopedKernelPath path(kc::KernelPath::AutoWgmma);
+      instrumented();
+    };
     auto instrumentedTc = [&] {
       const kc::ScopedKernelPath path(kc::KernelPath::TensorCores);
       instrumented();
     };
     const int reps = n <= 8192 ? 5 : 2;
     const double tPlain = timeMs(plain, reps), tTc = timeMs(tc, reps), tInstr = timeMs(instrumented, reps);
-    const double tInstrTc = timeMs(instrumentedTc, reps);
+    const double tInstrTc = timeMs(instrumentedTc, reps), tInstrWgmma = timeMs(instrumentedWgmma, reps);
     const double mInstr = peakGiB(instrumented);
     // The forward the instrumented call starts with: LibTorch's fused kernel returning its log-sum-exp.
     const double tLse = timeMs([&] { hs::compat::causalAttentionGqaWithLse(q, k, v, call.scale); }, reps);
@@ -88,8 +93,9 @@ int main(int argc, char** argv) {
     const auto vb = v.repeat_interleave(H / KVH, 0).unsqueeze(0);
     tSdpa = timeMs([&] { at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, true); }, reps);
 #endif
-    std::printf("| %lld | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", static_cast<long long>(n),
-                tSdpa, tPlain, tLse, tTc, tInstr, tInstrTc, tInstr / tPlain, tSdpa > 0 ? tTc / tSdpa : 0.0, mInstr);
+    std::printf("| %lld | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", static_cast<long long>(n),
+                tSdpa, tPlain, tLse, tTc, tInstr, tInstrWgmma, tInstrTc, tInstr / tPlain, tSdpa > 0 ? tTc / tSdpa : 0.0,
+                mInstr);
     std::fflush(stdout);
   }
 

@@ -28,5 +28,6 @@ TAILN=12 t oom 40 build-cuda/bench/headscope_bench_gpu --skip-decode --tokens 20
 # Racecheck of our kernels only (cuDNN's own kernels report hazards of their own).
 CS=/usr/local/cuda/bin/compute-sanitizer
 TAILN=6 t racecheck_tc 60 $CS --tool racecheck --kernel-name kns=tcStatsKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[tc]"
+TAILN=6 t racecheck_wgmma 60 $CS --tool racecheck --kernel-name kns=wgStatsKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[tc]"
 TAILN=6 t racecheck_decode 60 $CS --tool racecheck --kernel-name kns=decodeSplitKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[decode]"
 [ -n "${OUT:-}" ] && tar czf "$OUT/klog.tgz" -C "$L" .

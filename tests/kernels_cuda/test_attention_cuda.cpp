@@ -88,8 +88,10 @@ void compareCase(const AttentionCase& c, uint64_t seed) {
   LayerStats want;
   const at::Tensor wantOut = hs::kernels::attentionCpu(cpuCall, &want);
   // With statistics: Auto takes LibTorch's fused forward and our statistics pass for a plain bf16/fp16
-  // prefill, so the tensor-core forward + statistics pass is pinned as well there.
+  // prefill, so the tensor-core forward + statistics pass is pinned as well there, and the Hopper
+  // (wgmma) statistics pass wherever the tensor-core one runs.
   std::vector<kc::KernelPath> statsPaths{kc::KernelPath::Auto};
+  if (c.poolBlock % 64 == 0 && c.dtype != at::kFloat) statsPaths.push_back(kc::KernelPath::AutoWgmma);
   if (!edits && c.poolBlock % 64 == 0 && c.dtype != at::kFloat) statsPaths.push_back(kc::KernelPath::TensorCores);
   for (const auto path : statsPaths) {
     INFO("statistics on path " << static_cast<int>(path));

@@ -1,0 +1,90 @@
+// Model-level statistics on CUDA: Model::forward lets each layer's statistics travel to the host while
+// later layers run (AttentionCall::statsInFlight) and waits for them before it returns. They must then
+// equal the CPU path's, for a prompt and for decode steps appended to the same record.
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "inference/hooks.h"
+#include "inference/models/model.h"
+#include "tests/catch.hpp"
+
+using namespace hs;
+
+namespace {
+
+ForwardRecord runWithStats(Model& model, const ForwardHooks& hooks, const std::vector<TokenId>& prompt) {
+  ForwardRecord rec;
+  ForwardHooks h = hooks;
+  ForwardOptions fo;
+  fo.hooks = &h;
+  fo.record = &rec;
+  fo.allLogits = false;
+  auto cache = model.newCache();
+  model.forward(prompt, cache, fo);
+  for (const TokenId t : {TokenId{17}, TokenId{250}}) model.forward({t}, cache, fo);  // decode steps append
+  return rec;
+}
+
+void expectSame(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.defined() == want.defined());
+  if (!got.defined()) return;
+  REQUIRE(got.device().is_cpu());
+  REQUIRE(got.sizes() == want.sizes());
+  REQUIRE(got.isfinite().all().item<bool>());
+  const double err = (got - want).abs().max().item<double>();
+  const double scale = want.abs().max().item<double>();
+  INFO("max |cuda - cpu| " << err << ", max |cpu| " << scale);
+  CHECK(err <= 1e-3 * std::max(1.0, scale));
+}
+
+}  // namespace
+
+TEST_CASE("model statistics on CUDA arrive complete and match the CPU path", "[kernels_cuda][model]") {
+  REQUIRE(at::hasCUDA());
+  const std::string dir = std::string(HS_SOURCE_DIR) + "/resources/model";
+  LoadOptions cpuOptions;
+  cpuOptions.loadTokenizer = false;
+  LoadOptions cudaOptions = cpuOptions;
+  cudaOptions.device = "cuda";
+  cudaOptions.dtype = at::kFloat;
+  auto cpu = Model::load(dir, cpuOptions);
+  auto cuda = Model::load(dir, cudaOptions);
+
+  std::vector<TokenId> prompt{1};  // <s>, then a repeating pattern so that some heads have targets
+  for (int i = 1; i < 700; ++i) prompt.push_back(static_cast<TokenId>(3 + (i * 37) % 211));
+  ForwardHooks hooks;
+  hooks.stats = kernels::StatsRequest{};
+  hooks.stats->sinkSet = {0, 1, 2};
+  hooks.stats->poolBlock = 64;
+  hooks.stats->tiles.push_back({1, 690, 702, 0, 64});  // append keeps the last call's: the last step's row
+
+  const ForwardRecord want = runWithStats(*cpu, hooks, prompt);
+  const ForwardRecord got = runWithStats(*cuda, hooks, prompt);
+  REQUIRE(want.stats.size() == static_cast<size_t>(cpu->config().numLayers));
+  REQUIRE(got.stats.size() == want.stats.size());
+  for (const auto& [layer, w] : want.stats) {
+    const kernels::LayerStats& g = got.stats.at(layer);
+    const std::string l = "layer " + std::to_string(layer) + ": ";
+    REQUIRE(g.entropy.size(1) == static_cast<int64_t>(prompt.size()) + 2);  // prompt + 2 decode steps
+    expectSame(g.sinkFirst, w.sinkFirst, l + "sinkFirst");
+    expectSame(g.sinkSet, w.sinkSet, l + "sinkSet");
+    expectSame(g.entropy, w.entropy, l + "entropy");
+    expectSame(g.streamMass, w.streamMass, l + "streamMass");
+    expectSame(g.waad, w.waad, l + "waad");
+    expectSame(g.meanDistance, w.meanDistance, l + "meanDistance");
+    expectSame(g.top1Prob, w.top1Prob, l + "top1Prob");
+    expectSame(g.colSum, w.colSum, l + "colSum");
+    expectSame(g.colSumBand, w.colSumBand, l + "colSumBand");
+    expectSame(g.poolMax, w.poolMax, l + "poolMax");
+    expectSame(g.poolMean, w.poolMean, l + "poolMean");
+    REQUIRE(g.tiles.size() == w.tiles.size());
+    for (size_t i = 0; i < w.tiles.size(); ++i) expectSame(g.tiles[i], w.tiles[i], l + "tile");
+    // Top-1 positions: equal except where two keys tie within float32 rounding.
+    const double same = g.top1Pos.eq(w.top1Pos).to(at::kDouble).mean().item<double>();
+    INFO(l << "top1Pos agreement " << same);
+    CHECK(same >= 0.995);
+  }
+}
