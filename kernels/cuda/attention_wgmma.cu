@@ -28,18 +28,11 @@ __device__ __forceinline__ int sw128(int row, int chunk) {
   return (chunk >> 3) * 64 * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
-// Asynchronously loads token rows [first, first + 64) of `head` into a 128-byte-swizzled tile; rows at
-// or past `valid` are zero-filled.
+// Token rows [first, first + 64) of `head` into a 128-byte-swizzled tile (rows at or past `valid` zero).
 template <typename T, int D>
 __device__ __forceinline__ void loadSw128(T* dst, const TensorView3& view, int64_t head, int64_t first,
                                           int64_t valid) {
-  constexpr int kChunks = D / 8;
-  for (int idx = threadIdx.x; idx < 64 * kChunks; idx += kWgThreads) {
-    const int r = idx / kChunks, c = idx % kChunks;
-    const bool ok = r < valid;
-    const T* src = ok ? rowPtr<T>(view, head, first + r) + c * 8 : static_cast<const T*>(view.data);
-    cpAsync16(dst + sw128(r, c), src, ok);
-  }
+  loadRows<T, D, 64, kWgThreads>(dst, view, head, first, valid, [](int r, int c) { return sw128(r, c); });
 }
 
 // wgmma shared-memory matrix descriptor of a 128-byte-swizzled K-major operand starting at `ptr`:

@@ -86,18 +86,32 @@ __device__ __forceinline__ int swz(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-// Asynchronously loads token rows [first, first + 64) of `head` into a swizzled tile; rows at or past
-// `valid` are zero-filled.
+// Asynchronously loads token rows [first, first + kRows) of `head` into shared memory, 16-byte chunk c
+// of row r at element offset at(r, c); rows at or past `valid` are zero-filled. Each of the kThreads
+// threads copies one chunk column of every (kThreads / (D / 8))-th row by walking one pointer, so a
+// copy costs no 64-bit index arithmetic.
+template <typename T, int D, int kRows, int kThreads, typename At>
+__device__ __forceinline__ void loadRows(T* dst, const TensorView3& view, int64_t head, int64_t first,
+                                         int64_t valid, At at) {
+  constexpr int kChunks = D / 8, kRowStep = kThreads / kChunks;
+  static_assert(kThreads % kChunks == 0 && kRows % kRowStep == 0, "whole rows per pass");
+  const int c = static_cast<int>(threadIdx.x) % kChunks, r0 = static_cast<int>(threadIdx.x) / kChunks;
+  const T* base = static_cast<const T*>(view.data);
+  const T* src = base + head * view.headStride + (first + r0) * view.tokenStride + c * 8;
+  const int64_t step = kRowStep * view.tokenStride;
+#pragma unroll
+  for (int i = 0; i < kRows / kRowStep; ++i, src += step) {
+    const int r = r0 + i * kRowStep;
+    const bool ok = r < valid;
+    cpAsync16(dst + at(r, c), ok ? src : base, ok);
+  }
+}
+
+// Token rows [first, first + 64) of `head` into a tile swizzled by swz (the mma.sync kernels' layout).
 template <typename T, int D>
 __device__ __forceinline__ void loadTile(T* dst, const TensorView3& view, int64_t head, int64_t first,
                                          int64_t valid) {
-  constexpr int kChunks = D / 8;
-  for (int idx = threadIdx.x; idx < kTcRows * kChunks; idx += kTcThreads) {
-    const int r = idx / kChunks, c = idx % kChunks;
-    const bool ok = r < valid;
-    const T* src = ok ? rowPtr<T>(view, head, first + r) + c * 8 : static_cast<const T*>(view.data);
-    cpAsync16(dst + swz<D>(r, c), src, ok);
-  }
+  loadRows<T, D, kTcRows, kTcThreads>(dst, view, head, first, valid, [](int r, int c) { return swz<D>(r, c); });
 }
 
 // acc[m][nb] = rows [warpRow + 16 m, warpRow + 16 m + 16) of tile `a` times the transposed rows of tile
