@@ -236,7 +236,7 @@ __device__ __forceinline__ void statsTile(const AttentionParams& p, const StatsP
             pc = fmaf(pr, static_cast<float>(nb * 8 + e), pc);
           }
         const int r = warpRow + 16 * m + g + 8 * hh;
-        if (pool) addPool(r, exp2f(fmaf(mx, c.c2, nl)), rs);
+        if (pool) addPool(r, fastExp2(fmaf(mx, c.c2, nl)), rs);
         const float lag0 = static_cast<float>(static_cast<int>(c.qlo - k0) + r - 2 * t);
         st.mass[m][hh] += rs;
         st.entX[m][hh] = fmaf(ps, c.c2, st.entX[m][hh]);
