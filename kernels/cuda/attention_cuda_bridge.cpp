@@ -40,7 +40,8 @@ kc::ElemType elemType(at::ScalarType t) {
 // from pinned memory, which LibTorch's host allocator keeps until the copy is done.
 template <typename T>
 at::Tensor upload(const std::vector<T>& v, at::Device dev) {
-  auto host = at::empty({static_cast<int64_t>(v.size() * sizeof(T))}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  const auto pinned = at::TensorOptions().dtype(at::kByte).pinned_memory(true);
+  auto host = at::empty({static_cast<int64_t>(v.size() * sizeof(T))}, pinned);
   if (!v.empty()) std::memcpy(host.data_ptr(), v.data(), v.size() * sizeof(T));
   return host.to(dev, /*non_blocking=*/true);
 }
@@ -50,8 +51,8 @@ at::Tensor upload(const std::vector<T>& v, at::Device dev) {
 // waits for them. The device tensors may be dropped at once: the caching allocator keeps their memory
 // until the side stream is done with it. Nothing here waits for the device, so the caller's stream
 // runs on while the copy engine works.
-std::pair<std::vector<at::Tensor>, std::function<void()>> copyToHostAsync(const std::vector<at::Tensor>& onDevice,
-                                                                          const c10::cuda::CUDAStream& stream) {
+std::pair<std::vector<at::Tensor>, std::function<void()>> copyToHostAsync(
+    const std::vector<at::Tensor>& onDevice, const c10::cuda::CUDAStream& stream) {
   constexpr int64_t kAlign = 64;
   std::vector<int64_t> offsets;
   int64_t total = 0;

@@ -188,7 +188,8 @@ constexpr size_t statsSmemBytes() {
 // bias are the forward's, so a forward of ours or LibTorch's fused one (same logits, its log-sum-exp)
 // defines the probabilities.
 template <typename T, int D>
-__global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_constant__ AttentionParams p, const __grid_constant__ StatsParams s) {
+__global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_constant__ AttentionParams p,
+                                                               const __grid_constant__ StatsParams s) {
   static_assert(kStatsRows == 2 * kTcRows && kTcThreads == 128, "4 warps of 32 rows");
   extern __shared__ uint4 smemTc[];
   T* sQ = reinterpret_cast<T*>(smemTc);

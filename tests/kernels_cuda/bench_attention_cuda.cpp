@@ -52,8 +52,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(H), static_cast<long long>(KVH), static_cast<long long>(D));
   std::printf("fwd+lse = LibTorch's fused forward with its log-sum-exp alone (the start of instr); instr-wgmma =\n"
               "instr with the statistics pass on Hopper's wgmma (KernelPath::AutoWgmma)\n");
-  std::printf("| N | sdpa ms | plain ms | fwd+lse ms | tc ms | instr ms | instr-wgmma ms | instr-tc ms | instr/plain | tc/sdpa | instr GiB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| N | sdpa ms | plain ms | fwd+lse ms | tc ms | instr ms | instr-wgmma ms | instr-tc ms | instr/plain |"
+      " tc/sdpa | instr GiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int64_t n = minTokens; n <= maxTokens; n *= 2) {
     const auto q = at::randn({H, n, D}, opt), k = at::randn({KVH, n, D}, opt),
                v = at::randn({KVH, n, D}, opt);
@@ -93,9 +94,9 @@ int main(int argc, char** argv) {
     const auto vb = v.repeat_interleave(H / KVH, 0).unsqueeze(0);
     tSdpa = timeMs([&] { at::scaled_dot_product_attention(qb, kb, vb, {}, 0.0, true); }, reps);
 #endif
-    std::printf("| %lld | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", static_cast<long long>(n),
-                tSdpa, tPlain, tLse, tTc, tInstr, tInstrWgmma, tInstrTc, tInstr / tPlain, tSdpa > 0 ? tTc / tSdpa : 0.0,
-                mInstr);
+    std::printf("| %lld | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                static_cast<long long>(n), tSdpa, tPlain, tLse, tTc, tInstr, tInstrWgmma, tInstrTc, tInstr / tPlain,
+                tSdpa > 0 ? tTc / tSdpa : 0.0, mInstr);
     std::fflush(stdout);
   }
 
