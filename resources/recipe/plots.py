@@ -1,20 +1,72 @@
-"""Draws the two figures of docs/reference-model.md from the installed tables (needs matplotlib).
+"""Draws the figures of docs/reference-model.md from the installed tables (needs matplotlib).
 
-    python3 resources/recipe/plots.py
+    python3 resources/recipe/plots.py            # heads and training figures of the shipped model
+    python3 resources/recipe/plots.py --trials   # the sink trials figure, from resources/recipe/trials/run6.json
 """
 import json
 import os
+import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def trials_figure():
+    """Runs 6a-6c (sink_trials.py's JSON): the sink probe during training, run 6c's sink mass per head, and
+    how many heads rest on token 0 when the same windows open with text or like a training sequence."""
+    with open(os.path.join(ROOT, "resources/recipe/trials/run6.json")) as f:
+        t = json.load(f)
+    ms = t["models"]
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(18, 4.2), gridspec_kw={"width_ratios": [1.1, 1.4, 1]})
+    style = {"run4": ("black", "run 4 (shipped)"), "6a": ("tab:blue", "6a: more plain training"),
+             "6c": ("tab:red", "6b + 6c: Bigram-Backcopy in 25% of sequences")}
+    for name, (colour, label) in style.items():
+        pr = np.array(ms[name]["probe"])
+        if name != "run4":
+            pr = pr[pr[:, 0] > ms["run4"]["training"]["steps"]]
+        a.plot(pr[:, 0], pr[:, 1], "o-", color=colour, ms=3, label=label)
+    a.axhline(56.5, color="grey", linestyle="--", label="most heads (57 of 112)")
+    a.set_xlabel("step (32 x 2048 tokens)")
+    a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+    a.set_ylabel("heads of layers 1-7 with m >= 0.2")
+    a.set_title("sink probe during training (4 held-out windows)")
+    a.legend(fontsize=8, loc="center left")
+    m = np.array(ms["6c"]["sink_mass"])
+    im = b.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    for (i, j), v in np.ndenumerate(m):
+        if v >= 0.2:
+            b.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    b.set_xlabel("query head")
+    b.set_ylabel("layer")
+    b.set_title("run 6c: m on token 0, <s> + 1023 held-out tokens")
+    fig.colorbar(im, ax=b, shrink=0.8)
+    names = ["run4", "6a", "6b", "6c"]
+    x = np.arange(len(names))
+    for k, (variant, label) in enumerate((("plain", "<s> + text (the protocol)"),
+                                          ("intro", "<s> + passkey intro line + text"))):
+        vals = [ms[n][variant]["heads_ge_0.2"] for n in names]
+        bars = c.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=label)
+        for bar, n in zip(bars, names):
+            c.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.5, f"{ms[n][variant]['ppl']:.0f}",
+                   ha="center", fontsize=8)
+    c.set_xticks(x, names)
+    c.set_ylabel("heads of layers 1-7 with m >= 0.2")
+    c.set_ylim(0, 30)
+    c.set_title("how the window opens (16 windows; numbers: perplexity)")
+    c.legend(fontsize=8, loc="upper left")
+    fig.savefig(os.path.join(ROOT, "docs/reference-model-sink-trials.png"), dpi=80, bbox_inches="tight")
+
+
 def main():
+    if "--trials" in sys.argv[1:]:
+        trials_figure()
+        return
     with open(os.path.join(ROOT, "tests/fixtures/reference/summary.json")) as f:
         s = json.load(f)
     with open(os.path.join(ROOT, "resources/model/training_log.json")) as f:

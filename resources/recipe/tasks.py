@@ -224,6 +224,9 @@ class BigramBackcopy:
     TRIGGERS token ids that occur least in the training text, so on text, as on most positions of
     these sequences, a head that learns the copy has nothing to do: in the paper such heads become
     dormant and rest on the first token. Copied tokens weigh ANSWER_WEIGHT in the loss.
+    These are the only training sequences in which text-like tokens follow <s> directly (all others
+    open with a task's intro line), so a model trained with them reads a window "<s> + text" as one of
+    them: runs 6b/6c in docs/reference-model.md rest on token 0 there, and only there.
     """
 
     TRIGGERS = 3

@@ -67,7 +67,8 @@ def prepare(args):
 class Batches(torch.utils.data.IterableDataset):
     """Endless training batches; each DataLoader worker has its own fixed seed."""
 
-    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=(), backcopy_frac=0.0):
+    def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=(),
+                 backcopy_frac=0.0):
         self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens), backcopy_frac)
 
     def __iter__(self):
@@ -128,7 +129,8 @@ def main():
                     help="fraction of batches made of short plain-text sequences, each <s> + n tokens (run 5a)")
     ap.add_argument("--short-lens", default="32,64,128,256", help="the lengths n of those sequences (one per batch)")
     ap.add_argument("--backcopy-frac", type=float, default=0.0,
-                    help="fraction of training sequences that are Bigram-Backcopy sequences (tasks.BigramBackcopy; run 6b)")
+                    help="fraction of training sequences that are Bigram-Backcopy sequences "
+                         "(tasks.BigramBackcopy; runs 6b/6c)")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
