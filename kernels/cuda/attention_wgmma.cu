@@ -48,79 +48,44 @@ __device__ __forceinline__ void fenceProxyAsync() {  // cp.async writes -> wgmma
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+// One m64n64k16 wgmma with element type TY ("bf16" / "f16"): SCALE_D 0 ignores d's old values (its
+// operands are outputs only, C = "=f"), 1 adds to them (C = "+f").
+#define HS_WGMMA_D(C) \
+  C(d[0][0]), C(d[0][1]), C(d[0][2]), C(d[0][3]), \
+  C(d[1][0]), C(d[1][1]), C(d[1][2]), C(d[1][3]), \
+  C(d[2][0]), C(d[2][1]), C(d[2][2]), C(d[2][3]), \
+  C(d[3][0]), C(d[3][1]), C(d[3][2]), C(d[3][3]), \
+  C(d[4][0]), C(d[4][1]), C(d[4][2]), C(d[4][3]), \
+  C(d[5][0]), C(d[5][1]), C(d[5][2]), C(d[5][3]), \
+  C(d[6][0]), C(d[6][1]), C(d[6][2]), C(d[6][3]), \
+  C(d[7][0]), C(d[7][1]), C(d[7][2]), C(d[7][3])
+#define HS_WGMMA_64(TY, SCALE_D, C)                                                           \
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY "\n"                   \
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,\n"     \
+               " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},\n" \
+               " %32, %33, " #SCALE_D ", 1, 1, 0, 0;\n"                                          \
+               : HS_WGMMA_D(C)                                                                 \
+               : "l"(a), "l"(b))
+
 // d = A Bᵀ (First) or d += A Bᵀ for one k-step: A 64 x 16 (the warpgroup's query rows), B 64 keys x 16,
 // both described by sw128Desc; d in the m16n8 accumulator layout per warp (rows 16 w + g, + 8; keys
 // 8 nb + 2t + e). The first k-step only writes d, so that the previous tile's values die before it.
 template <typename T, bool First>
 __device__ __forceinline__ void wgmma64(float (&d)[8][4], uint64_t a, uint64_t b) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  if constexpr (std::is_same_v<T, __nv_bfloat16> && First) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16\n"
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,\n"
-        " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        " %32, %33, 0, 1, 1, 0, 0;\n"
-        :
-          "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]),
-          "=f"(d[1][0]), "=f"(d[1][1]), "=f"(d[1][2]), "=f"(d[1][3]),
-          "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
-          "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]),
-          "=f"(d[4][0]), "=f"(d[4][1]), "=f"(d[4][2]), "=f"(d[4][3]),
-          "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
-          "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]),
-          "=f"(d[7][0]), "=f"(d[7][1]), "=f"(d[7][2]), "=f"(d[7][3])
-        : "l"(a), "l"(b));
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16\n"
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,\n"
-        " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        " %32, %33, 1, 1, 1, 0, 0;\n"
-        :
-          "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "l"(a), "l"(b));
-  } else if constexpr (First) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16\n"
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,\n"
-        " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        " %32, %33, 0, 1, 1, 0, 0;\n"
-        :
-          "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]),
-          "=f"(d[1][0]), "=f"(d[1][1]), "=f"(d[1][2]), "=f"(d[1][3]),
-          "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
-          "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]),
-          "=f"(d[4][0]), "=f"(d[4][1]), "=f"(d[4][2]), "=f"(d[4][3]),
-          "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
-          "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]),
-          "=f"(d[7][0]), "=f"(d[7][1]), "=f"(d[7][2]), "=f"(d[7][3])
-        : "l"(a), "l"(b));
-  } else {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16\n"
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,\n"
-        " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        " %32, %33, 1, 1, 1, 0, 0;\n"
-        :
-          "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-          "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-          "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-          "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-          "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-          "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-          "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "l"(a), "l"(b));
-  }
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && First)
+    HS_WGMMA_64("bf16", 0, "=f");
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    HS_WGMMA_64("bf16", 1, "+f");
+  else if constexpr (First)
+    HS_WGMMA_64("f16", 0, "=f");
+  else
+    HS_WGMMA_64("f16", 1, "+f");
 #endif
 }
+
+#undef HS_WGMMA_64
+#undef HS_WGMMA_D
 
 // Tells the compiler that d changes here, so that no access to it moves across (around a wgmma issue,
 // and after wgmmaWait).
