@@ -43,6 +43,19 @@ class CliTokenizer(ByteLevelDecoder):
             return list(pool.map(self._encode, texts))
 
 
+def held_out_ids(tok, debs, work):
+    """The held-out text of the Debian packages in `debs` (unpacked under `work`) tokenized by `tok` as
+    train.encode_docs does: each document, then "\n\n". Returns (int32 ids, number of documents)."""
+    root = os.path.join(work, "debroot")
+    C.unpack_debs(debs, root)
+    _, held_docs = C.load_texts(root, gcide_chars=1000)  # held-out text does not depend on GCIDE
+    sep = tok._encode("\n\n")
+    held = []
+    for ids in tok.encode_ids(held_docs):
+        held += ids + sep
+    return np.array(held, dtype=np.int32), len(held_docs)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -53,16 +66,9 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     t0 = time.time()
-    root = os.path.join(args.work, "debroot")
-    C.unpack_debs(args.debs, root)
-    _, held_docs = C.load_texts(root, gcide_chars=1000)  # held-out text does not depend on GCIDE
     tok = CliTokenizer(args.model, args.headscope, args.jobs)
-    sep = tok._encode("\n\n")
-    held = []
-    for ids in tok.encode_ids(held_docs):  # as train.encode_docs: each document, then "\n\n"
-        held += ids + sep
-    held_ids = np.array(held, dtype=np.int32)
-    print(f"{len(held_docs)} held-out documents, {len(held_ids)} tokens ({time.time() - t0:.0f} s)", flush=True)
+    held_ids, n_docs = held_out_ids(tok, args.debs, args.work)
+    print(f"{n_docs} held-out documents, {len(held_ids)} tokens ({time.time() - t0:.0f} s)", flush=True)
 
     model = load_hf(args.model, "cpu")
     L = model.s.num_hidden_layers

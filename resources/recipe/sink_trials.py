@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import corpus as C  # noqa: E402
 from evaluate import attention_stats, chunks  # noqa: E402
 from model import load_hf  # noqa: E402
-from secondary import CliTokenizer  # noqa: E402
+from secondary import CliTokenizer, held_out_ids  # noqa: E402
 from tasks import PASSKEY_INTRO  # noqa: E402
 
 BANDS = [(1, 8), (8, 64), (64, 256), (256, 1024)]
@@ -42,15 +41,7 @@ def held_ids(args):
     cache = os.path.join(args.work, "held_ids.npy")
     if os.path.exists(cache):
         return np.load(cache)
-    root = os.path.join(args.work, "debroot")
-    C.unpack_debs(args.debs, root)
-    _, held_docs = C.load_texts(root, gcide_chars=1000)  # held-out text does not depend on GCIDE
-    tok = CliTokenizer(args.tokenizer_model, args.headscope, args.jobs)
-    sep = tok._encode("\n\n")
-    out = []
-    for ids in tok.encode_ids(held_docs):
-        out += ids + sep
-    ids = np.array(out, dtype=np.int32)
+    ids, _ = held_out_ids(CliTokenizer(args.tokenizer_model, args.headscope, args.jobs), args.debs, args.work)
     os.makedirs(args.work, exist_ok=True)
     np.save(cache, ids)
     return ids
