@@ -248,7 +248,9 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
     if (j >= 0 && j < nk) sinks.push_back(j);
   std::sort(sinks.begin(), sinks.end());
   sinks.erase(std::unique(sinks.begin(), sinks.end()), sinks.end());
-  const auto sinkKeys = upload(sinks, dev);
+  // The default sink set is the first token alone: its masses are sinkFirst's, computed once.
+  const bool sinksAreFirst = sinks == std::vector<int64_t>{0};
+  const auto sinkKeys = sinksAreFirst ? at::Tensor() : upload(sinks, dev);
   std::vector<std::pair<at::Tensor, at::Tensor>> targetLists;  // (row starts, keys) on the device
   std::vector<int64_t> row;
   for (const auto& ts : req.targets) {
@@ -272,9 +274,13 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
 
   s.sinkFirst = written({H, nq}, f);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(first), nk > 0 ? 1 : 0, s.sinkFirst.data_ptr<float>(), stream);
-  s.sinkSet = written({H, nq}, f);
-  kc::launchKeyMass(p, nullptr, ptr<int64_t>(sinkKeys), static_cast<int64_t>(sinks.size()),
-                    s.sinkSet.data_ptr<float>(), stream);
+  if (sinksAreFirst) {
+    s.sinkSet = s.sinkFirst.clone();
+  } else {
+    s.sinkSet = written({H, nq}, f);
+    kc::launchKeyMass(p, nullptr, ptr<int64_t>(sinkKeys), static_cast<int64_t>(sinks.size()),
+                      s.sinkSet.data_ptr<float>(), stream);
+  }
   s.targetMass = written({static_cast<int64_t>(req.targets.size()), H, nq}, f);
   for (size_t t = 0; t < targetLists.size(); ++t)
     kc::launchKeyMass(p, ptr<int64_t>(targetLists[t].first), ptr<int64_t>(targetLists[t].second), 0,
