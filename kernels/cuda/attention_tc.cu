@@ -176,13 +176,14 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcForwardKernel(const __grid_co
 
 template <typename T, int D>
 constexpr size_t statsSmemBytes() {
-  return sizeof(T) * (kStatsRows * D + 2 * kTcCols * D) + sizeof(float) * 2 * kColBuf;  // Q, K x2, 2 buffers
+  // Q, K x2, 2 buffers of per-warp partials
+  return sizeof(T) * (kStatsRows * D + 2 * kTcCols * D) + sizeof(float) * 2 * kTcWarps * kColBuf;
 }
 
 // Every statistic of the probabilities p = exp2(s - rowLse2) in one sweep: one CTA per (128-query tile,
 // head), heaviest first; each warp owns 32 query rows (two m16 tiles sharing each K fragment) and walks
 // the key tiles they can see (statsTile: tc_stats.cuh). Row statistics stay in registers; column sums
-// are reduced over the warp's rows by shuffles, over the CTA's warps in shared memory, and added to
+// are reduced over the warp's rows by shuffles, over the CTA's warps from per-warp shared slots, and added to
 // s.colSum / s.colSumBand (zeroed by the caller) once per key tile; so are the pooled maps' max and sum
 // when s.poolBlock is a multiple of kTcCols (s.poolMax / s.poolSum zeroed). The logits, visibility and
 // bias are the forward's, so a forward of ours or LibTorch's fused one (same logits, its log-sum-exp)
@@ -194,11 +195,11 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   extern __shared__ uint4 smemTc[];
   T* sQ = reinterpret_cast<T*>(smemTc);
   T* sK = sQ + kStatsRows * D;
-  float* sCol = reinterpret_cast<float*>(sK + 2 * kTcCols * D);  // [2 buffers][kColBuf]
+  float* sCol = reinterpret_cast<float*>(sK + 2 * kTcCols * D);  // [2 buffers][kTcWarps][kColBuf]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, warpRow = warp * 32;
   const StatsCta c = statsCta(p, s, warpRow, 32);
-  for (int i = tid; i < 2 * kColBuf; i += kTcThreads) sCol[i] = 0.0f;
+  for (int i = tid; i < 2 * kTcWarps * kColBuf; i += kTcThreads) sCol[i] = 0.0f;
   RowState<2> st;
   st.start(p, c, warpRow, lane);
 
@@ -210,26 +211,29 @@ __global__ void __launch_bounds__(kTcThreads, 2) tcStatsKernel(const __grid_cons
   if (k0 < kEnd) loadTile<T, D>(sK, p.k, c.kvh, k0, p.nk - k0);
   cpAsyncCommit();
 
+  auto flush = [&](int64_t tileK0, int b) {  // buffer b's per-warp partials of key tile tileK0
+    flushPartials<kTcWarps>(p, s, c.h, tileK0, sCol + b * kTcWarps * kColBuf, c.poolSlot, c.cellRow0, tid);
+  };
   int buf = 0;
   int64_t prevK0 = -1;
   while (k0 < kEnd) {
     const int64_t kNext = nextKeyTile(p, c.hm, c.h, c.qlo, c.qhi, k0 + kTcCols, kEnd);
     cpAsyncWaitAll();
     __syncthreads();  // tile k0 is in buffer `buf`; every warp is done with the other buffers
-    if (prevK0 >= 0) flushPartials(p, s, c.h, prevK0, sCol + (buf ^ 1) * kColBuf, c.poolSlot, c.cellRow0);
+    if (prevK0 >= 0) flush(prevK0, buf ^ 1);
     if (kNext < kEnd) loadTile<T, D>(sK + (buf ^ 1) * kTcCols * D, p.k, c.kvh, kNext, p.nk - kNext);
     cpAsyncCommit();
 
     float sc[2][8][4];
     scoreBlock<T, D, 2>(sQ, warpRow, sK + buf * kTcCols * D, lane, sc);
-    statsTile<2>(p, s, c, st, sc, k0, warpRow, lane, sCol + buf * kColBuf);
+    statsTile<2>(p, s, c, st, sc, k0, warpRow, lane, sCol + (buf * kTcWarps + warp) * kColBuf);
     prevK0 = k0;
     buf ^= 1;
     k0 = kNext;
   }
   cpAsyncWaitAll();
   __syncthreads();
-  if (prevK0 >= 0) flushPartials(p, s, c.h, prevK0, sCol + (buf ^ 1) * kColBuf, c.poolSlot, c.cellRow0);
+  if (prevK0 >= 0) flush(prevK0, buf ^ 1);
   st.finish(p, s, c, warpRow, lane);
 }
 

@@ -20,6 +20,8 @@ namespace detail {  // named, not anonymous: the host pass drops the device bodi
 
 constexpr int kWgThreads = 256;  // two warpgroups of 64 query rows
 constexpr int kWgStages = 4;     // K tiles in shared memory: the pair being scored, the next pair loading
+constexpr int kWgWarps = kWgThreads / 32;
+constexpr int kWgTile = kWgWarps * detail::kColBuf;  // one key tile's partials: a kColBuf slot per warp
 static_assert(kStatsRows == 2 * 64, "two warpgroups of 64 rows");
 
 // Element offset of (row, 8-element chunk) in a 64-row tile stored as wgmma's K-major layout with
@@ -128,7 +130,7 @@ using namespace detail;
 
 template <typename T, int D>
 constexpr size_t wgStatsSmemBytes() {  // 1024 bytes of alignment slack, Q, K stages, column buffers
-  return 1024 + sizeof(T) * (kStatsRows * D + kWgStages * kTcCols * D) + sizeof(float) * kWgStages * kColBuf;
+  return 1024 + sizeof(T) * (kStatsRows * D + kWgStages * kTcCols * D) + sizeof(float) * kWgStages * kWgTile;
 }
 
 // One CTA per (128-query tile, head), heaviest first: warpgroup wg scores rows [64 wg, 64 wg + 64) of
@@ -145,11 +147,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) wgStatsKernel(const __grid_cons
   const uint32_t raw = smemAddr(smemWg);
   T* sQ = reinterpret_cast<T*>(reinterpret_cast<char*>(smemWg) + ((1024 - (raw & 1023)) & 1023));
   T* sK = sQ + kStatsRows * D;                                           // [2 pairs][2 tiles][64 keys][D]
-  float* sCol = reinterpret_cast<float*>(sK + kWgStages * kTcCols * D);  // [2 pairs][2 tiles][kColBuf]
+  float* sCol = reinterpret_cast<float*>(sK + kWgStages * kTcCols * D);  // [2 pairs][2 tiles][kWgTile]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, warpRow = warp * 16;
   const StatsCta c = statsCta(p, s, warpRow, 16);
-  for (int i = tid; i < kWgStages * kColBuf; i += kWgThreads) sCol[i] = 0.0f;
+  for (int i = tid; i < kWgStages * kWgTile; i += kWgThreads) sCol[i] = 0.0f;
   RowState<1> st;
   st.start(p, c, warpRow, lane);
 
@@ -172,10 +174,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) wgStatsKernel(const __grid_cons
     cpAsyncWaitAll();
     fenceProxyAsync();
     __syncthreads();  // pair (ka, kb) landed; every warp is done with the previous pair
-    float* colA = sCol + 2 * pair * kColBuf;
-    float* prevCol = sCol + 2 * (pair ^ 1) * kColBuf;
-    if (prevA >= 0) flushPartials(p, s, c.h, prevA, prevCol, c.poolSlot, c.cellRow0);
-    if (prevB >= 0) flushPartials(p, s, c.h, prevB, prevCol + kColBuf, c.poolSlot, c.cellRow0);
+    float* colA = sCol + 2 * pair * kWgTile;
+    float* prevCol = sCol + 2 * (pair ^ 1) * kWgTile;
+    if (prevA >= 0) flushPartials<kWgWarps>(p, s, c.h, prevA, prevCol, c.poolSlot, c.cellRow0, tid);
+    if (prevB >= 0) flushPartials<kWgWarps>(p, s, c.h, prevB, prevCol + kWgTile, c.poolSlot, c.cellRow0, tid);
     const int64_t kc = next(kb), kd = next(kc);
     T* nextTiles = sK + 2 * (pair ^ 1) * kTcCols * D;
     if (kc < kEnd) loadSw128<T, D>(nextTiles, p.k, c.kvh, kc, p.nk - kc);
@@ -188,18 +190,18 @@ __global__ void __launch_bounds__(kWgThreads, 1) wgStatsKernel(const __grid_cons
     issueScores<T, D>(scB[0], qTile, tiles + kTcCols * D);
     wgmmaWait<1>();
     claimScores(scA[0]);
-    statsTile<1>(p, s, c, st, scA, ka, warpRow, lane, colA);
+    statsTile<1>(p, s, c, st, scA, ka, warpRow, lane, colA + warp * kColBuf);
     wgmmaWait<0>();
     claimScores(scB[0]);
-    if (kb < kEnd) statsTile<1>(p, s, c, st, scB, kb, warpRow, lane, colA + kColBuf);
+    if (kb < kEnd) statsTile<1>(p, s, c, st, scB, kb, warpRow, lane, colA + kWgTile + warp * kColBuf);
     prevA = ka, prevB = kb < kEnd ? kb : -1;
     ka = kc, kb = kd, pair ^= 1;
   }
   cpAsyncWaitAll();
   __syncthreads();
-  float* prevCol = sCol + 2 * (pair ^ 1) * kColBuf;
-  if (prevA >= 0) flushPartials(p, s, c.h, prevA, prevCol, c.poolSlot, c.cellRow0);
-  if (prevB >= 0) flushPartials(p, s, c.h, prevB, prevCol + kColBuf, c.poolSlot, c.cellRow0);
+  float* prevCol = sCol + 2 * (pair ^ 1) * kWgTile;
+  if (prevA >= 0) flushPartials<kWgWarps>(p, s, c.h, prevA, prevCol, c.poolSlot, c.cellRow0, tid);
+  if (prevB >= 0) flushPartials<kWgWarps>(p, s, c.h, prevB, prevCol + kWgTile, c.poolSlot, c.cellRow0, tid);
   st.finish(p, s, c, warpRow, lane);
 #else
   __trap();  // launchStatsTc never picks this kernel without sm_90a code

@@ -19,7 +19,9 @@ constexpr int kStatsRows = 128;  // query rows per CTA of either statistics pass
 // Pooled-map cells a CTA's rows can touch in one key tile (pool blocks are multiples of kTcCols, so a
 // key tile lies in one column of cells and 128 rows in at most 3 rows of cells).
 constexpr int kPoolCells = 4;
-constexpr int kColBuf = 2 * kTcCols + 2 * kPoolCells;  // one buffer: column sums, band sums, pool max/sum
+// One warp's slot of partials: column sums, band sums, pooled max/sum.
+constexpr int kColBuf = 2 * kTcCols + 2 * kPoolCells;
+constexpr int kTcWarps = kTcThreads / 32;  // warps of the mma.sync pass
 
 // The head masks alone (causality and the sliding window are checked inline by the callers); out of
 // line, reading head h's mask itself, because only masked heads need it.
@@ -39,42 +41,54 @@ __device__ __forceinline__ int64_t nextKeyTile(const AttentionParams& p, const H
   return end;
 }
 
-// Adds a key tile's partials (one kColBuf buffer: kTcCols column sums, kTcCols band sums, then the max
-// and sum of kPoolCells pooled cells from cell row cellRow0) to the global statistics and clears them;
-// threads [0, 2 kTcCols) take one column value each, threads [0, kPoolCells) one pooled cell each.
+// Adds a key tile's partials to the global statistics: buf holds one kColBuf slot per warp of the CTA
+// (kTcCols column sums, kTcCols band sums, then the max and sum of kPoolCells pooled cells from cell
+// row cellRow0), each written by its warp alone, so that no two warps contend for a shared-memory
+// atomic (a float atomicAdd there is a compare-and-swap loop: about 8% of the pass's time with four
+// warps on one address). Threads tid < 2 kTcCols sum one column value over the slots, threads tid <
+// kPoolCells one pooled cell (and clear it: the cells accumulate, the columns are rewritten per tile).
+template <int kWarps>
 __device__ __forceinline__ void flushPartials(const AttentionParams& p, const StatsParams& s, int h, int64_t k0,
-                                              float* buf, int poolSlot, int64_t cellRow0) {
-  const int tid = threadIdx.x;
+                                              float* buf, int poolSlot, int64_t cellRow0, int tid) {
   if (tid < 2 * kTcCols) {
     const int64_t key = k0 + tid % kTcCols;
-    const float v = buf[tid];
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) v += buf[w * kColBuf + tid];
     if (v != 0.0f && key < p.nk) atomicAdd((tid < kTcCols ? s.colSum : s.colSumBand) + h * p.nk + key, v);
-    buf[tid] = 0.0f;
   }
   if (poolSlot >= 0 && tid < kPoolCells) {
-    float* cell = buf + 2 * kTcCols + 2 * tid;
-    const int64_t row = cellRow0 + tid, col = static_cast<int>(k0) / static_cast<int>(s.poolBlock);  // < 2^31
-    if (cell[1] > 0.0f && row < s.poolRows && col < s.poolCols) {
-      const int64_t idx = (static_cast<int64_t>(poolSlot) * s.poolRows + row) * s.poolCols + col;
-      atomicMax(reinterpret_cast<int*>(s.poolMax) + idx, __float_as_int(cell[0]));  // p >= 0: int order
-      atomicAdd(s.poolSum + idx, cell[1]);
+    float mx = 0.0f, sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      float* cell = buf + w * kColBuf + 2 * kTcCols + 2 * tid;
+      mx = fmaxf(mx, cell[0]), sum += cell[1];
+      cell[0] = cell[1] = 0.0f;
     }
-    cell[0] = cell[1] = 0.0f;
+    const int64_t row = cellRow0 + tid, col = static_cast<int>(k0) / static_cast<int>(s.poolBlock);  // < 2^31
+    if (sum > 0.0f && row < s.poolRows && col < s.poolCols) {
+      const int64_t idx = (static_cast<int64_t>(poolSlot) * s.poolRows + row) * s.poolCols + col;
+      atomicMax(reinterpret_cast<int*>(s.poolMax) + idx, __float_as_int(mx));  // p >= 0: int order
+      atomicAdd(s.poolSum + idx, sum);
+    }
   }
 }
 
 // A warp's share of a pooled cell in this key tile, when all its rows lie in cell row `cell`: this
-// lane's p maximum and sum there, reduced over the warp and added to the CTA's shared-memory cell by
-// lane 0. All lanes call it.
+// lane's p maximum and sum there, reduced over the warp and added to the warp's slot by lane 0. All
+// lanes call it.
 __device__ __forceinline__ void poolWarp(float* buf, int64_t cell, float pmax, float psum) {
-  pmax = groupMax<32>(pmax), psum = groupSum<32>(psum);
+  // p >= 0, so its bits order as ints: one warp-wide integer max (redux) instead of five shuffles
+  pmax = __int_as_float(__reduce_max_sync(0xffffffffu, __float_as_int(pmax)));
+  psum = groupSum<32>(psum);
   if (threadIdx.x % 32 != 0 || !(psum > 0.0f)) return;
-  atomicMax(reinterpret_cast<int*>(buf + 2 * kTcCols + 2 * cell), __float_as_int(pmax));
-  atomicAdd(buf + 2 * kTcCols + 2 * cell + 1, psum);
+  float* c = buf + 2 * kTcCols + 2 * cell;  // this warp's own slot: no other warp writes it
+  c[0] = fmaxf(c[0], pmax), c[1] += psum;
 }
 
 // The same for one row (its 4 lanes), for warps whose rows straddle two cell rows (a call whose
-// queryStart is not a multiple of the warp's rows). All lanes call it.
+// queryStart is not a multiple of the warp's rows): the warp's row groups may share a cell, hence the
+// atomics (within the warp's slot). All lanes call it.
 __device__ __forceinline__ void poolRow(float* buf, int64_t cell, float pmax, float psum) {
   pmax = groupMax<4>(pmax), psum = groupSum<4>(psum);
   if (threadIdx.x % 4 != 0 || !(psum > 0.0f)) return;
@@ -180,8 +194,9 @@ struct RowState {
 };
 
 // Every statistic of one 64-key tile of scores sc (raw Q Kᵀ, turned into probabilities here): the row
-// state, and this warp's column / band / pooled partials added to `col` (one kColBuf buffer in shared
-// memory, flushed by flushPartials after the next barrier). All lanes call it.
+// state, and this warp's column / band / pooled partials in `col` (the warp's kColBuf slot in shared
+// memory: columns and bands written, pooled cells added; flushed by flushPartials after the next
+// barrier). All lanes call it.
 template <int kM>
 __device__ __forceinline__ void statsTile(const AttentionParams& p, const StatsParams& s, const StatsCta& c,
                                           RowState<kM>& st, float (&sc)[kM][8][4], int64_t k0, int warpRow,
@@ -284,9 +299,9 @@ __device__ __forceinline__ void statsTile(const AttentionParams& p, const StatsP
 
   if (c.warpOneCell) poolWarp(col, c.warpCell, poolMax, poolSum);
 
-  // Column partials of this tile: this thread's rows, then the warp's (reduce-scatter), then the CTA's
-  // warps (shared-memory atomics). The band sums (tiles near the diagonal) first, so that the
-  // probabilities die with the column sums.
+  // Column partials of this tile: this thread's rows, then the warp's (reduce-scatter) into its slot;
+  // flushPartials adds the warps' slots. The band sums (zero away from the diagonal) first, so that
+  // the probabilities die with the column sums.
   float v[16];
   if (inBand) {
 #pragma unroll
@@ -303,9 +318,9 @@ __device__ __forceinline__ void statsTile(const AttentionParams& p, const StatsP
           }
         v[2 * nb + e] = b;
       }
-    const float2 bs = columnReduce(v, lane);
-    if (bs.x != 0.0f) atomicAdd(col + kTcCols + g * 8 + 2 * t, bs.x);
-    if (bs.y != 0.0f) atomicAdd(col + kTcCols + g * 8 + 2 * t + 1, bs.y);
+    *reinterpret_cast<float2*>(col + kTcCols + g * 8 + 2 * t) = columnReduce(v, lane);
+  } else {
+    *reinterpret_cast<float2*>(col + kTcCols + g * 8 + 2 * t) = make_float2(0.0f, 0.0f);
   }
 #pragma unroll
   for (int nb = 0; nb < 8; ++nb)
@@ -316,9 +331,7 @@ __device__ __forceinline__ void statsTile(const AttentionParams& p, const StatsP
       for (int m = 0; m < kM; ++m) sum += sc[m][nb][e] + sc[m][nb][2 + e];
       v[2 * nb + e] = sum;
     }
-  const float2 cs = columnReduce(v, lane);
-  if (cs.x != 0.0f) atomicAdd(col + g * 8 + 2 * t, cs.x);
-  if (cs.y != 0.0f) atomicAdd(col + g * 8 + 2 * t + 1, cs.y);
+  *reinterpret_cast<float2*>(col + g * 8 + 2 * t) = columnReduce(v, lane);
 }
 
 }  // namespace hs::kernels::cuda::detail

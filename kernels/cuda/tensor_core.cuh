@@ -30,10 +30,10 @@ __device__ __forceinline__ void cpAsyncWaitAll() {
   asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-__device__ __forceinline__ void ldmatrixX4(uint32_t r[4], const void* ptr) {
+__device__ __forceinline__ void ldmatrixX4At(uint32_t r[4], uint32_t addr) {  // addr: a shared-window address
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smemAddr(ptr)));
+               : "r"(addr));
 }
 __device__ __forceinline__ void ldmatrixX4Trans(uint32_t r[4], const void* ptr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -108,31 +108,65 @@ __device__ __forceinline__ void loadRows(T* dst, const TensorView3& view, int64_
 }
 
 // Token rows [first, first + 64) of `head` into a tile swizzled by swz (the mma.sync kernels' layout).
+// A thread's rows are kRowStep apart, a multiple of 8, so swz's XOR is the same in all of them: the
+// destinations are one address plus constants. A whole tile (valid >= 64, all but a call's last one)
+// goes without the per-row zero-fill checks.
 template <typename T, int D>
 __device__ __forceinline__ void loadTile(T* dst, const TensorView3& view, int64_t head, int64_t first,
                                          int64_t valid) {
-  loadRows<T, D, kTcRows, kTcThreads>(dst, view, head, first, valid, [](int r, int c) { return swz<D>(r, c); });
+  constexpr int kChunks = D / 8, kRowStep = kTcThreads / kChunks;
+  static_assert(kTcThreads % kChunks == 0 && kRowStep % 8 == 0 && kTcRows % kRowStep == 0,
+                "one XOR per thread");
+  if (valid < kTcRows) {
+    loadRows<T, D, kTcRows, kTcThreads>(dst, view, head, first, valid,
+                                        [](int r, int c) { return swz<D>(r, c); });
+    return;
+  }
+  const int c = static_cast<int>(threadIdx.x) % kChunks, r0 = static_cast<int>(threadIdx.x) / kChunks;
+  const T* src =
+      static_cast<const T*>(view.data) + head * view.headStride + (first + r0) * view.tokenStride + c * 8;
+  const int64_t step = kRowStep * view.tokenStride;
+  const uint32_t d = smemAddr(dst + swz<D>(r0, c));
+  constexpr uint32_t kStepBytes = kRowStep * D * sizeof(T);
+#pragma unroll
+  for (int i = 0; i < kTcRows / kRowStep; ++i, src += step)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d + i * kStepBytes), "l"(src));
 }
 
 // acc[m][nb] = rows [warpRow + 16 m, warpRow + 16 m + 16) of tile `a` times the transposed rows of tile
-// `b` (64 rows = 8 n-blocks of 8), over D, for kM m-tiles of 16 rows. The A fragments are re-read from
-// shared memory for each 16 dims, which leaves the registers to the accumulators; each B fragment
-// serves all kM m-tiles.
+// `b` (64 rows = 8 n-blocks of 8), over D, for kM m-tiles of 16 rows (warpRow a multiple of 8). The A
+// fragments are re-read from shared memory for each 16 dims, which leaves the registers to the
+// accumulators; each B fragment serves all kM m-tiles.
+// Addresses: a lane's ldmatrix row has row % 8 = lane % 8 whatever the m-tile or n-block, and its chunk
+// is 8 h + (2 j + lane bit) for dims 16 kk (kk = 4 h + j), so swz's XOR only touches the low three chunk
+// bits: the address is one of four per-lane offsets (by j) plus a constant. ldmatrix takes the
+// constant as its immediate, and the tile loop keeps four offsets per operand instead of an index
+// product per ldmatrix (about 150 integer instructions per 64-key tile before).
 template <typename T, int D, int kM>
 __device__ __forceinline__ void scoreBlock(const T* a, int warpRow, const T* b, int lane, float acc[kM][8][4]) {
+  constexpr int kJ = D / 16 < 4 ? D / 16 : 4;
+  constexpr uint32_t kEl = sizeof(T);
+  const uint32_t aAddr = smemAddr(a) + static_cast<uint32_t>(warpRow) * D * kEl, bAddr = smemAddr(b);
+  uint32_t aOff[kJ], bOff[kJ];
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    aOff[j] = aAddr + swz<D>(lane & 15, 2 * j + (lane >> 4)) * kEl;
+    bOff[j] = bAddr + swz<D>((lane & 7) + ((lane >> 4) << 3), 2 * j + ((lane >> 3) & 1)) * kEl;
+  }
 #pragma unroll
   for (int m = 0; m < kM; ++m)
 #pragma unroll
     for (int nb = 0; nb < 8; ++nb) acc[m][nb][0] = acc[m][nb][1] = acc[m][nb][2] = acc[m][nb][3] = 0.0f;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
+    const int j = kk % 4, h = kk / 4;
     uint32_t af[kM][4];
 #pragma unroll
-    for (int m = 0; m < kM; ++m) ldmatrixX4(af[m], a + swz<D>(warpRow + 16 * m + (lane & 15), kk * 2 + (lane >> 4)));
+    for (int m = 0; m < kM; ++m) ldmatrixX4At(af[m], aOff[j] + (16 * m * D + 64 * h) * kEl);
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
       uint32_t bf[4];
-      ldmatrixX4(bf, b + swz<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)));
+      ldmatrixX4At(bf, bOff[j] + (np * 16 * D + 64 * h) * kEl);
 #pragma unroll
       for (int m = 0; m < kM; ++m) {
         mma16816<T>(acc[m][2 * np], af[m], bf[0], bf[1]);
