@@ -3,6 +3,12 @@
 Sources (see resources/model/README.md for licences): fortunes + fortunes-min (BSD fortune data),
 jargon-text (the Jargon File, public domain), dict-gcide (GCIDE, GPL-2+). Held out, never trained
 on (tokenizer included): the fortune files startrek, tao and zippy, and the last 5% of the Jargon File.
+
+load_texts(more_text=True) adds training prose from eight more packages (fetch-debs.sh DIR --more), about
+18.5M characters, the held-out text unchanged: bible-kjv-text (King James Version, public domain),
+perl-doc (GPL-1+ or Artistic), python3.11-doc (PSF licence), debian-reference-en, debian-policy and
+maint-guide (GPL-2+), developers-reference (GPL-2), gnu-standards (GFDL-1.3+, no invariant sections).
+moretext.py extracts them (HTML prose, pod without markup or code, KJV verses as paragraphs).
 """
 import glob
 import gzip
@@ -31,8 +37,10 @@ def _clean(text):
     return "\n".join(re.sub(r"[ \t]+", " ", ln) for ln in lines)
 
 
-def load_texts(root, gcide_chars=12_000_000):
-    """Returns (train_docs, heldout_docs): lists of short documents (fortunes, paragraphs, entries)."""
+def load_texts(root, gcide_chars=12_000_000, more_text=False):
+    """Returns (train_docs, heldout_docs): lists of short documents (fortunes, paragraphs, entries).
+    more_text: also the training documents of moretext.py's packages, after the others (the held-out
+    documents stay the same); raises FileNotFoundError naming any of those packages that is missing."""
     train, held = [], []
     fdir = os.path.join(root, "usr/share/games/fortunes")
     for path in sorted(glob.glob(os.path.join(fdir, "*"))):
@@ -53,7 +61,17 @@ def load_texts(root, gcide_chars=12_000_000):
         raw = f.read(gcide_chars)
     entries = [_clean(e) for e in raw.split("\n\n")[40:]]  # skip the database header
     train.extend(e for e in entries if len(e) > 40)
+    if more_text:
+        train.extend(more_texts(root, held)[0])
     return train, held
+
+
+def more_texts(root, held_docs):
+    """The extra training documents of load_texts(more_text=True), and {package: [documents, characters,
+    seconds]} (moretext.py: sources, licences, extraction)."""
+    import moretext
+
+    return moretext.more_docs(root, held_docs)
 
 
 def train_tokenizer(docs, vocab_size):

@@ -40,7 +40,8 @@ def encode_docs(tok, docs):
 
 
 def prepare(args):
-    """Unpacks the .debs, trains (or loads) the tokenizer; returns (tok, train_ids, held_ids, words)."""
+    """Unpacks the .debs, trains (or loads) the tokenizer; returns (tok, train_ids, held_ids, words, n_more):
+    n_more is how many of the train tokens come from --more-text's documents."""
     if args.resume and not args.debug:
         import shutil
         os.makedirs(args.out, exist_ok=True)
@@ -50,6 +51,14 @@ def prepare(args):
     C.unpack_debs(args.debs, root)
     train_docs, held_docs = C.load_texts(root, gcide_chars=args.gcide_chars)
     random.Random(0).shuffle(train_docs)
+    words = C.word_list(train_docs)  # keys and needle words: those of evaluate.py, with or without --more-text
+    more_docs = []
+    if args.more_text:
+        more_docs, stats = C.more_texts(root, held_docs)
+        print(f"more text: {len(more_docs)} documents, {sum(map(len, more_docs))} characters; "
+              f"{json.dumps(stats)}", flush=True)
+        train_docs = train_docs + more_docs
+        random.Random(1).shuffle(train_docs)
     if args.debug:
         tok = C.ByteTokenizer()
     else:
@@ -61,7 +70,8 @@ def prepare(args):
             tok = C.train_tokenizer(train_docs, args.vocab)
             os.makedirs(args.out, exist_ok=True)
             C.save_tokenizer(tok, args.out, max_len=args.max_pos)
-    return tok, encode_docs(tok, train_docs), encode_docs(tok, held_docs), C.word_list(train_docs)
+    n_more = len(encode_docs(tok, more_docs)) if more_docs else 0
+    return tok, encode_docs(tok, train_docs), encode_docs(tok, held_docs), words, n_more
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -134,6 +144,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
+    ap.add_argument("--more-text", action="store_true",
+                    help="also train on the prose of the packages of fetch-debs.sh --more (corpus.more_texts); "
+                         "held-out text, keys and needle words stay the same")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--packed-bos", action="store_true", help="open every short task with <s> (experiment)")
     ap.add_argument("--heads", type=int, default=8, help="query heads per layer (head_dim = 256 / heads)")
@@ -166,9 +179,10 @@ def main():
     np.random.seed(args.seed)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = True
-    tok, train_ids, held_ids, words = prepare(args)
+    tok, train_ids, held_ids, words, n_more = prepare(args)
     vocab = tok.get_vocab_size()
-    print(f"data: {len(train_ids)} train tokens, {len(held_ids)} held-out tokens, vocab {vocab}, "
+    print(f"data: {len(train_ids)} unique train tokens ({n_more} of them from --more-text), "
+          f"{len(held_ids)} held-out tokens, vocab {vocab}, "
           f"{len(words)} words, {time.time() - t0:.1f}s", flush=True)
     triggers = BigramBackcopy(train_ids).triggers if args.backcopy_frac > 0 else None
     if triggers:
@@ -257,6 +271,8 @@ def main():
                "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "qk_weight_decay": qk_wd, "packed_bos": args.packed_bos,
                "short_frac": args.short_frac, "short_lens": short_lens if args.short_frac else None,
                "backcopy_frac": args.backcopy_frac, "backcopy_triggers": triggers,
+               **({"more_text": True, "train_tokens": len(train_ids), "more_text_tokens": n_more}
+                  if args.more_text else {}),
                "drop_head": args.drop_head,
                "heads": args.heads, "kv_heads": args.kv_heads, "rope_theta": args.rope_theta, "rewarmup": args.rewarmup if segment else None,
                "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
