@@ -21,6 +21,10 @@ mkdir -p "$work"
 snap() { if [ -n "${SNAPSHOT_TO:-}" ]; then tar czf "$SNAPSHOT_TO/$1.tgz" -C "$work" "${@:2}" || true; fi; }
 export PYTHONUNBUFFERED=1
 shape=(--heads 16 --kv-heads 4 --rope-theta 500000 --lr 3e-3 --wd 0.1 --drop-head 0.1 --steps 1000000 --workers 14)
+# TRAIN_FLAGS adds train.py options to both segments (the shipped run used none), e.g.
+# TRAIN_FLAGS="--more-text --probe-every 500" for a trial on the larger corpus.
+read -ra extra <<<"${TRAIN_FLAGS:-}"
+shape+=("${extra[@]}")
 if [ "$segment" = 1 ]; then
   timeout 560 python3 "$here/train.py" --debs "$debs" --out "$work/seg1" --work "$work/tmp" "${shape[@]}" \
     --time-budget 450 --total-seconds 720 --deadline 478
