@@ -243,7 +243,7 @@ struct DecodeCell {
 
 struct DecodeRow {
   int64_t context = 0;
-  DecodeCell full, hybrid;
+  DecodeCell full, hybrid, instrumented;  // instrumented: the full cache, every statistic but pooled maps
 };
 
 // Streaming KV heads spread over the heads: fraction 0.5 of 8 gives {0, 2, 4, 6}.
@@ -279,8 +279,21 @@ void fillCache(Model& model, KvCache& cache, int64_t context, const std::string&
   cache.commit(context);
 }
 
+// The statistics of one decode step at position pos (every layer): sink set {0..3}, every row
+// statistic, column and band sums, the previous token as a target set, the probabilities of the
+// query over the first 64 keys; no pooled maps (they cover every position: O((N/B)^2) per head and
+// step).
+kernels::StatsRequest decodeStatistics(int64_t pos) {
+  kernels::StatsRequest s;
+  s.sinkSet = {0, 1, 2, 3};
+  s.targets.push_back({"previous_token", {0, 1}, {pos - 1}});
+  s.tiles.push_back({0, pos, pos + 1, 0, std::min<int64_t>(pos + 1, 64)});
+  return s;
+}
+
+// Greedy single-token steps after `context` tokens; instrumented: with decodeStatistics every step.
 DecodeCell decodeOnce(Model& model, const Options& opt, int64_t context, const HybridLayout& layout,
-                      std::mt19937& rng) {
+                      std::mt19937& rng, bool instrumented = false) {
   DecodeCell cell;
   const at::Device device = model.device();
   constexpr int kWarmupSteps = 2;
@@ -296,7 +309,13 @@ DecodeCell decodeOnce(Model& model, const Options& opt, int64_t context, const H
     resetPeakMemory(device);
     for (int s = 0; s < kWarmupSteps + opt.decodeSteps; ++s) {
       const auto t0 = Clock::now();
-      const auto logits = model.forward({next}, cache, o);
+      ForwardHooks hooks;
+      ForwardRecord record;  // one step's statistics (column sums of every head: 4 nk bytes each)
+      if (instrumented) {
+        hooks.stats = decodeStatistics(context + s);
+        o.hooks = &hooks, o.record = &record;
+      }
+      const auto logits = model.forward({next}, cache, o);           // waits for the statistics
       next = static_cast<TokenId>(logits.argmax().item<int64_t>());  // greedy; waits for the device
       if (s >= kWarmupSteps) cell.stepSeconds.push_back(secondsSince(t0));
     }
@@ -357,13 +376,15 @@ std::vector<DecodeRow> benchDecode(Model& model, const Options& opt, std::mt1993
   for (const int64_t context : opt.decodeContexts) {
     DecodeRow row;
     row.context = context;
-    for (const bool hybrid : {false, true}) {
-      DecodeCell& cell = hybrid ? row.hybrid : row.full;
-      cell = decodeOnce(model, opt, context, hybrid ? layout : HybridLayout{}, rng);
+    for (const int kind : {0, 1, 2}) {  // full, hybrid, full with statistics
+      const bool hybrid = kind == 1, instrumented = kind == 2;
+      const char* name = hybrid ? "hybrid" : instrumented ? "full, instrumented" : "full";
+      DecodeCell& cell = hybrid ? row.hybrid : instrumented ? row.instrumented : row.full;
+      cell = decodeOnce(model, opt, context, hybrid ? layout : HybridLayout{}, rng, instrumented);
       if (!cell.error.empty())
-        fmt::print("decode at {} ({}): {}\n", context, hybrid ? "hybrid" : "full", cell.error);
+        fmt::print("decode at {} ({}): {}\n", context, name, cell.error);
       else
-        fmt::print("decode at {} ({}): {:.1f} tokens/s, KV {:.3f} GiB\n", context, hybrid ? "hybrid" : "full",
+        fmt::print("decode at {} ({}): {:.1f} tokens/s, KV {:.3f} GiB\n", context, name,
                    cell.tokensPerSecond(), static_cast<double>(cell.kvBytes) / kGiB);
     }
     rows.push_back(std::move(row));
@@ -423,7 +444,9 @@ void printForward(const std::vector<ForwardRow>& rows) {
 void printDecode(const std::vector<DecodeRow>& rows, const Options& opt) {
   fmt::print(
       "\n| context | full tokens/s | hybrid tokens/s | hybrid / full speed | full KV GiB | hybrid KV GiB | "
-      "full / hybrid KV bytes | peak GiB full | peak GiB hybrid |\n|---|---|---|---|---|---|---|---|---|\n");
+      "full / hybrid KV bytes | peak GiB full | peak GiB hybrid | instrumented tokens/s | full / "
+      "instrumented "
+      "speed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     auto tps = [](const DecodeCell& c) {
       return !c.error.empty() ? std::string(c.error.rfind("OOM", 0) == 0 ? "OOM" : "error")
@@ -432,21 +455,27 @@ void printDecode(const std::vector<DecodeRow>& rows, const Options& opt) {
     const double fullBytes = static_cast<double>(r.full.kvBytes),
                  hybridBytes = static_cast<double>(r.hybrid.kvBytes);
     fmt::print(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.context, tps(r.full), tps(r.hybrid),
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.context, tps(r.full), tps(r.hybrid),
         ratio(r.hybrid.tokensPerSecond(), r.full.tokensPerSecond()), gib(r.full.kvBytes, 3),
         gib(r.hybrid.kvBytes, 3),
         r.full.kvBytes > 0 && r.hybrid.kvBytes > 0 ? fmt::format("{:.3f}", fullBytes / hybridBytes) : "-",
-        gib(r.full.peakBytes), gib(r.hybrid.peakBytes));
+        gib(r.full.peakBytes), gib(r.hybrid.peakBytes), tps(r.instrumented),
+        ratio(r.full.tokensPerSecond(), r.instrumented.tokensPerSecond()));
   }
   fmt::print(
       "(median of {} greedy steps after 2 warm-up steps; cache filled by {}; hybrid: {:.0f}% of the KV heads "
-      "of every layer stream with sink {} and window {})\n",
+      "of every layer stream with sink {} and window {}; instrumented: the full cache with every statistic "
+      "of each step but pooled maps, copied to the host)\n",
       opt.decodeSteps, opt.decodeFill == "random" ? "random keys/values" : "a prefill of random ids",
       100 * opt.streamingFraction, opt.sink, opt.window);
   for (const auto& r : rows)
-    for (const auto* c : {&r.full, &r.hybrid})
+    for (const auto* c : {&r.full, &r.hybrid, &r.instrumented})
       if (!c->error.empty())
-        fmt::print("decode at {} ({}): {}\n", r.context, c == &r.full ? "full" : "hybrid", c->error);
+        fmt::print("decode at {} ({}): {}\n", r.context,
+                   c == &r.full     ? "full"
+                   : c == &r.hybrid ? "hybrid"
+                                    : "full, instrumented",
+                   c->error);
 }
 
 ModelConfig benchConfig(const Options& opt) {
@@ -555,6 +584,7 @@ int run(Options opt) {
     out["decode"].push_back({{"context", r.context},
                              {"full", decodeJson(r.full)},
                              {"hybrid", decodeJson(r.hybrid)},
+                             {"instrumented", decodeJson(r.instrumented)},
                              {"fill", opt.decodeFill},
                              {"steps", opt.decodeSteps},
                              {"sink", opt.sink},
