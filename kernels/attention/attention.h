@@ -108,7 +108,10 @@ struct LayerStats {
   at::Tensor targetMass;    // [T, H, Nq] mass on each target set (T = targets.size())
   at::Tensor poolMax;       // [P, ceil(Nq_pos/B), ceil(Nk/B)] by absolute position blocks
   at::Tensor poolMean;      // same shape; mean over the block's cells inside the [positions, keys]
-                            // map (masked cells and rows of earlier calls count 0)
+                            // map (masked cells count 0, and so do rows of earlier calls unless
+                            // append() merged those calls in)
+  int64_t poolBlock = 0;    // B of the pooled maps (0: none)
+  int64_t queryEnd = 0;     // queryStart + Nq of the call: the positions the pooled maps cover
   std::vector<at::Tensor> tiles;  // one [q1-q0, k1-k0] per TileRequest; parts outside the call's
                                   // queries or keys are 0
   // Set by the CUDA path for a call with statsInFlight: the tensors above are still being copied to the
@@ -122,8 +125,11 @@ struct LayerStats {
   }
 
   // Adds the statistics of a later call on the same layer (decode steps): row stats are
-  // concatenated along queries, column stats summed with zero padding for new keys. Into an empty
-  // LayerStats it only copies `later` (copies in flight stay in flight); otherwise it waits for both.
+  // concatenated along queries, column stats summed with zero padding for new keys, pooled maps
+  // merged (maximum, and the mean over the cells of the combined map) when both calls pooled the
+  // same heads with the same block, else replaced by the later call's; tiles are the later call's.
+  // Into an empty LayerStats it only copies `later` (copies in flight stay in flight); otherwise it
+  // waits for both.
   void append(const LayerStats& later);
 };
 

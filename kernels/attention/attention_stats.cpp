@@ -20,6 +20,22 @@ at::Tensor padColumns(const at::Tensor& t, int64_t nk) {
   return out;
 }
 
+// Pads a pooled map [P, r, c] with zero cells to [P, rows, cols].
+at::Tensor padCells(const at::Tensor& t, int64_t rows, int64_t cols) {
+  if (t.size(1) == rows && t.size(2) == cols) return t;
+  auto out = at::zeros({t.size(0), rows, cols}, t.options());
+  out.narrow(1, 0, t.size(1)).narrow(2, 0, t.size(2)).copy_(t);
+  return out;
+}
+
+// [1, r, c] (r, c: map's sizes 1 and 2): the cells of each pooled block inside a [positions, keys] map
+// with blocks of b: b * b, fewer at the edges.
+at::Tensor cellArea(int64_t b, int64_t positions, int64_t keys, const at::Tensor& map) {
+  const auto rowsIn = (positions - at::arange(map.size(1), at::kLong) * b).clamp(0, b).to(at::kFloat);
+  const auto colsIn = (keys - at::arange(map.size(2), at::kLong) * b).clamp(0, b).to(at::kFloat);
+  return (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+}
+
 // Lags (query position - key) up to this many diagonals are summed diagonal by diagonal; wider
 // windows or bands take one dense masked pass.
 constexpr int64_t kMaxDiagonals = 256;
@@ -196,7 +212,9 @@ LayerStats StatsAccumulator::finish() {
     const auto rowsIn = (npos - at::arange(poolSum_.size(1), at::kLong) * b).clamp_max(b).to(at::kFloat);
     const auto colsIn = (nk_ - at::arange(poolSum_.size(2), at::kLong) * b).clamp_max(b).to(at::kFloat);
     s_.poolMean = poolSum_ / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+    s_.poolBlock = b;
   }
+  s_.queryEnd = queryStart_ + nq_;
   return std::move(s_);
 }
 
@@ -218,12 +236,29 @@ void LayerStats::append(const LayerStats& later) {
   catRows(top1Pos, later.top1Pos);
   catRows(top1Prob, later.top1Prob);
   catRows(targetMass, later.targetMass);
-  const int64_t nk = std::max(colSum.size(1), later.colSum.size(1));
+  const int64_t nkBefore = colSum.size(1), nk = std::max(nkBefore, later.colSum.size(1));
   colSum = padColumns(colSum, nk) + padColumns(later.colSum, nk);
   colSumBand = padColumns(colSumBand, nk) + padColumns(later.colSumBand, nk);
-  // Pooled maps and tiles describe one call; a later call's replace them.
-  poolMax = later.poolMax;
-  poolMean = later.poolMean;
+  const bool samePooling = poolMax.defined() && later.poolMax.defined() && poolBlock == later.poolBlock &&
+                           poolBlock > 0 && poolMax.size(0) == later.poolMax.size(0) && queryEnd > 0 &&
+                           later.queryEnd > 0;
+  if (samePooling) {
+    // Each map's means back to sums over its own [positions, keys] extent, added on the combined one.
+    const int64_t rows = std::max(poolMax.size(1), later.poolMax.size(1));
+    const int64_t cols = std::max(poolMax.size(2), later.poolMax.size(2));
+    const int64_t positions = std::max(queryEnd, later.queryEnd);
+    poolMean =
+        (padCells(poolMean * cellArea(poolBlock, queryEnd, nkBefore, poolMean), rows, cols) +
+         padCells(later.poolMean * cellArea(poolBlock, later.queryEnd, later.colSum.size(1), later.poolMean),
+                  rows, cols)) /
+        cellArea(poolBlock, positions, nk, at::empty({0, rows, cols}));
+    poolMax = at::maximum(padCells(poolMax, rows, cols), padCells(later.poolMax, rows, cols));
+  } else {
+    poolMax = later.poolMax;
+    poolMean = later.poolMean;
+    poolBlock = later.poolBlock;
+  }
+  queryEnd = std::max(queryEnd, later.queryEnd);
   tiles = later.tiles;
 }
 

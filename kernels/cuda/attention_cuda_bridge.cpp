@@ -228,7 +228,9 @@ DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p,
     poolIndex = upload(index, dev);
     sp.poolBlock = b, sp.poolRows = rows, sp.poolCols = cols, sp.poolIndex = ptr<int32_t>(poolIndex);
     sp.poolMax = s.poolMax.data_ptr<float>(), sp.poolSum = poolSum.data_ptr<float>();
+    s.poolBlock = b;
   }
+  s.queryEnd = queryStart + nq;
   return d;
 }
 

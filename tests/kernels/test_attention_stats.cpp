@@ -285,10 +285,18 @@ TEST_CASE("stats: append over prefill, a chunk and decode steps equals one call"
       HS_CHECK_CLOSE(a, w, name);
     }
     CHECK(at::equal(appended.top1Pos, once.top1Pos));
-    // Pooled maps and tiles describe the latest call only.
-    CHECK(at::equal(appended.poolMax, last.poolMax));
-    CHECK(at::equal(appended.poolMean, last.poolMean));
+    // Pooled maps merge over the calls (blocks of 4; the calls end at positions 12, 15, 16, ..., so the
+    // edge cells of the partial maps are partial);
+    // tiles are the latest call's.
+    REQUIRE(appended.poolBlock == 4);
+    REQUIRE(appended.queryEnd == all.nq);
+    REQUIRE(appended.poolMax.sizes() == once.poolMax.sizes());
+    CHECK(at::allclose(appended.poolMax, once.poolMax, 1e-6, 1e-7));
+    CHECK(at::allclose(appended.poolMean, once.poolMean, 1e-5, 1e-7));
+    HS_CHECK_CLOSE(appended.poolMax, want.poolMax, "poolMax");
+    HS_CHECK_CLOSE(appended.poolMean, want.poolMean, "poolMean");
     REQUIRE(appended.tiles.size() == last.tiles.size());
+    for (size_t i = 0; i < last.tiles.size(); ++i) CHECK(at::equal(appended.tiles[i], last.tiles[i]));
   }
 }
 
