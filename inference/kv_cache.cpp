@@ -137,6 +137,7 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
   const int64_t n = k.size(1), end = length_ + n, sink = layout_.sink, window = layout_.window;
   if (end > capacity_) reserve(std::max<int64_t>(end, capacity_ * 2));
   HybridLayerView view;
+  view.position0 = length_;
   view.fullQueryHeads = s.fullQueryHeads;
   view.streamQueryHeads = s.streamQueryHeads;
   view.streamKvHead.assign(static_cast<size_t>(kvHeads_), false);

@@ -44,6 +44,7 @@ struct HybridLayerView {
   at::Tensor streamKeys, streamValues, streamQueryHeads;
   int64_t streamQueryStart = 0;
   bool maskFree = false;
+  int64_t position0 = 0;           // tokens stored before the staged ones: the first new token's position
   std::vector<bool> streamKvHead;  // [KVH]: whether KV head j is a streaming head
 };
 

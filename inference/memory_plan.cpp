@@ -85,6 +85,7 @@ ForwardMemoryEstimate estimateForwardMemory(const ModelConfig& c, at::ScalarType
   const int64_t perToken = hidden * (3 * e + 2 * 4 + 1) + 2 * (heads + 2 * kvHeads) * dim * e +
                            heads * dim * (4 + 2 * e) + heads * 8 + r.recordedTaps * widest * e;
   m.activations = n * perToken + r.attentionBlockBytes;
+  if (r.hybridAsFull) m.activations += 2 * kvHeads * end * dim * e;  // one layer's keys and values at a time
 
   const int64_t chunk = r.mlpChunkTokens > 0 ? std::min(n, r.mlpChunkTokens) : n;
   m.mlp = 4 * chunk * c.intermediateSize * e + n * hidden * e;  // gate, up, silu, product; output

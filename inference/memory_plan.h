@@ -25,6 +25,7 @@ struct ForwardMemoryRequest {
   int64_t recordedTaps = 0;              // activations copied into the ForwardRecord
   int64_t mlpChunkTokens = 0;            // the MLP runs over at most this many tokens at once (0: all)
   int64_t attentionBlockBytes = 0;       // working buffer of the attention (CPU reference: its block bound)
+  bool hybridAsFull = false;  // a hybrid cache read as a full one (statistics/edits/probes): K, V copies
 };
 
 // The estimate in parts (bytes).

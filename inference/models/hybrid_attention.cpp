@@ -2,9 +2,38 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "kernels/attention/attention.h"
 
 namespace hs {
+
+namespace {
+
+// Absolute position of each of the m entries of view.streamKeys (see HybridLayerView).
+std::vector<int64_t> streamPositions(const HybridLayerView& v, const HybridLayout& layout, int64_t m) {
+  const int64_t sink = layout.sink, window = layout.window;
+  std::vector<int64_t> pos(static_cast<size_t>(m));
+  if (v.maskFree) {  // the compact store in slot order: sink slots, then the ring
+    const int64_t last = v.position0, lastSlot = last < sink ? last : sink + (last - sink) % window;
+    for (int64_t s = 0; s < m; ++s)
+      pos[static_cast<size_t>(s)] = s < sink ? s : last - ((lastSlot - s) % window + window) % window;
+  } else {  // kept entries in position order (the sink, then a run ending at position0 - 1), then the new
+    const int64_t sinkKept = std::min(sink, v.position0), shift = v.position0 - v.streamQueryStart;
+    for (int64_t i = 0; i < m; ++i) pos[static_cast<size_t>(i)] = i < sinkKept ? i : i + shift;
+  }
+  return pos;
+}
+
+// KV head of each store entry, from the query heads it serves ([KVH_store * G]).
+std::vector<int64_t> kvHeadsOf(const at::Tensor& queryHeads, int64_t group) {
+  const auto q = queryHeads.to(at::kCPU).contiguous();
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < q.numel(); i += group) out.push_back(q.data_ptr<int64_t>()[i] / group);
+  return out;
+}
+
+}  // namespace
 
 at::Tensor hybridAttention(const at::Tensor& q, const HybridLayerView& view, const HybridLayout& layout,
                            int64_t pos0, double scale) {
@@ -38,6 +67,31 @@ at::Tensor hybridAttention(const at::Tensor& q, const HybridLayerView& view, con
     edits.masks.emplace_back(h, kernels::HeadMask::sinkWindow(layout.sink, layout.window));
   call.edits = &edits;
   out.index_copy_(0, view.streamQueryHeads, kernels::attention(call, nullptr).to(q.scalar_type()));
+  return out;
+}
+
+HybridAsFull hybridAsFull(const HybridLayerView& view, const HybridLayout& layout, int64_t n, int64_t heads) {
+  const int64_t end = view.position0 + n, kvHeads = static_cast<int64_t>(view.streamKvHead.size());
+  const int64_t group = heads / kvHeads;
+  const at::Tensor& like = view.streamKeys;
+  HybridAsFull out;
+  out.keys = at::zeros({kvHeads, end, like.size(2)}, like.options());
+  out.values = at::zeros_like(out.keys);
+  if (view.fullQueryHeads.numel() > 0) {
+    const auto full = at::tensor(kvHeadsOf(view.fullQueryHeads, group), at::kLong).to(like.device());
+    out.keys.index_copy_(0, full, view.fullKeys);
+    out.values.index_copy_(0, full, view.fullValues);
+  }
+  const int64_t m = view.streamKeys.size(1);
+  const auto positions = at::tensor(streamPositions(view, layout, m), at::kLong).to(like.device());
+  const auto stream = kvHeadsOf(view.streamQueryHeads, group);
+  for (size_t j = 0; j < stream.size(); ++j) {
+    const auto jj = static_cast<int64_t>(j);
+    out.keys[stream[j]].index_copy_(0, positions, view.streamKeys[jj]);
+    out.values[stream[j]].index_copy_(0, positions, view.streamValues[jj]);
+    for (int64_t g = 0; g < group; ++g)
+      out.streamQueryHeads.push_back(static_cast<int>(stream[j] * group + g));
+  }
   return out;
 }
 

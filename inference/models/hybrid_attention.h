@@ -17,4 +17,17 @@ namespace hs {
 at::Tensor hybridAttention(const at::Tensor& q, const HybridLayerView& view, const HybridLayout& layout,
                            int64_t pos0, double scale);
 
+// A hybrid layer's keys and values laid out as a full cache, for the instrumented kernels (statistics,
+// edits, probes): [KVH, position0 + n, D] by absolute position, the full heads' stores as they are and
+// each streaming head's kept entries at their positions, zeros where it evicted. With
+// HeadMask::sinkWindow(sink, window) on the streaming query heads (streamQueryHeads), attention over
+// them is the hybrid cache's attention, entry for entry, at the true positions: the statistics'
+// distances, column sums and pooled maps come out as for a full cache whose streaming heads are masked.
+struct HybridAsFull {
+  at::Tensor keys, values;
+  std::vector<int> streamQueryHeads;
+};
+// n: tokens staged by this call; heads: query heads of the layer.
+HybridAsFull hybridAsFull(const HybridLayerView& view, const HybridLayout& layout, int64_t n, int64_t heads);
+
 }  // namespace hs

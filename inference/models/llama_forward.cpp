@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <optional>
+#include <tuple>
 
 #include "inference/models/hybrid_attention.h"
 #include "inference/models/model.h"
@@ -27,20 +28,13 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 
-// Streaming heads read a compact cache that the instrumented kernels do not take yet.
-void refuseHybridInstrumentation(int l, const ForwardOptions& o) {
-  if (!o.hooks) return;
-  const std::string where = "layer " + std::to_string(l) + " has streaming heads in its hybrid KV cache";
+// Whether layer l has anything to observe or change: statistics, edits or a probability probe.
+bool instrumented(int l, const ForwardOptions& o) {
+  if (!o.hooks) return false;
   const auto e = o.hooks->edits.find(l);
-  check(e == o.hooks->edits.end() || e->second.empty(), ErrorKind::Unsupported,
-        "attention edits are not supported with a hybrid KV cache (" + where + ")", {}, "ForwardHooks.edits");
-  check(!o.hooks->stats || !(o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l)),
-        ErrorKind::Unsupported,
-        "attention statistics are not supported with a hybrid KV cache (" + where + ")", {},
-        "ForwardHooks.stats");
-  check(!o.hooks->probe, ErrorKind::Unsupported,
-        "probability probes are not supported with a hybrid KV cache (" + where + ")", {},
-        "ForwardHooks.probe");
+  return (e != o.hooks->edits.end() && !e->second.empty()) ||
+         (o.hooks->stats && (o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l))) ||
+         static_cast<bool>(o.hooks->probe);
 }
 
 bool wantsGrad(const ForwardOptions& o) {
@@ -90,14 +84,31 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   k = tap({Hook::K, l}, applyRope(k.transpose(0, 1), rope), o);
   v = tap({Hook::V, l}, v.transpose(0, 1).contiguous(), o);
   const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
-  if (cache.streamingHeads(l) > 0) {
-    refuseHybridInstrumentation(l, o);
-    const auto view = cache.stage(l, k, v, c.groupSize());
-    auto z =
-        tap({Hook::HeadOut, l}, hybridAttention(q, view, cache.layout(), pos0, scale).transpose(0, 1), o);
-    return linear(z.reshape({n, heads * dim}), w.o, w.oBias);
+  at::Tensor keys, values;
+  kernels::LayerEdits hybridEdits;  // a hybrid layer's edits: the hooks' plus its streaming heads' masks
+  const kernels::LayerEdits* edits = nullptr;
+  if (o.hooks) {
+    const auto e = o.hooks->edits.find(l);
+    if (e != o.hooks->edits.end()) edits = &e->second;
   }
-  const auto [keys, values] = cache.append(l, k, v);
+  if (cache.streamingHeads(l) > 0) {
+    const auto view = cache.stage(l, k, v, c.groupSize());
+    if (!instrumented(l, o)) {
+      auto z =
+          tap({Hook::HeadOut, l}, hybridAttention(q, view, cache.layout(), pos0, scale).transpose(0, 1), o);
+      return linear(z.reshape({n, heads * dim}), w.o, w.oBias);
+    }
+    // Observed or edited: the same attention as a full cache over the kept entries, at their positions.
+    auto full = hybridAsFull(view, cache.layout(), n, heads);
+    keys = std::move(full.keys), values = std::move(full.values);
+    if (edits) hybridEdits = *edits;
+    for (int h : full.streamQueryHeads)
+      hybridEdits.masks.emplace_back(
+          h, kernels::HeadMask::sinkWindow(cache.layout().sink, cache.layout().window));
+    edits = &hybridEdits;
+  } else {
+    std::tie(keys, values) = cache.append(l, k, v);
+  }
 
   kernels::AttentionCall call;
   call.q = q;
@@ -109,9 +120,8 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   call.statsInFlight = true;  // runLayers waits for them after the last layer
   kernels::LayerStats stats;
   bool withStats = false;
+  call.edits = edits;
   if (o.hooks) {
-    const auto e = o.hooks->edits.find(l);
-    if (e != o.hooks->edits.end()) call.edits = &e->second;
     if (o.hooks->stats && (o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l))) {
       call.stats = &*o.hooks->stats;
       withStats = true;

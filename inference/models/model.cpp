@@ -309,6 +309,7 @@ MemoryCheck Model::checkRequest(const std::vector<TokenId>& ids, const KvCache& 
   r.attentionBlockBytes = device().is_cpu() ? kernels::AttentionCall{}.maxBlockBytes : 0;
   if (o.hooks) {
     r.recordedTaps = static_cast<int64_t>(o.hooks->record.size());
+    r.hybridAsFull = cache.hybrid() && (o.hooks->stats || o.hooks->probe || !o.hooks->edits.empty());
     if (o.hooks->stats) {
       r.stats = true;
       r.statsHeads = config_.numHeads;

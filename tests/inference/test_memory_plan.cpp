@@ -65,6 +65,12 @@ TEST_CASE("the estimate of a 128k-token Llama-3-8B prompt", "[memory_plan]") {
   auto allRows = prompt(131072);
   allRows.allLogits = true;
   CHECK(estimateForwardMemory(c, at::kBFloat16, allRows).logits > 90 * kGiB);
+  // A hybrid cache read as a full one for statistics: one layer's keys and values, 8 x 128k x 128 x
+  // bf16 x 2 = 512 MiB, on top.
+  auto hybrid = prompt(131072);
+  hybrid.hybridAsFull = true;
+  CHECK(estimateForwardMemory(c, at::kBFloat16, hybrid).activations - m.activations ==
+        512 * (int64_t{1} << 20));
 }
 
 TEST_CASE("statistic buffers grow as N x heads, never N^2", "[memory_plan]") {
