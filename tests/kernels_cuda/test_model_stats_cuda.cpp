@@ -14,14 +14,15 @@ using namespace hs;
 
 namespace {
 
-ForwardRecord runWithStats(Model& model, const ForwardHooks& hooks, const std::vector<TokenId>& prompt) {
+ForwardRecord runWithStats(Model& model, const ForwardHooks& hooks, const std::vector<TokenId>& prompt,
+                           const HybridLayout& layout = {}) {
   ForwardRecord rec;
   ForwardHooks h = hooks;
   ForwardOptions fo;
   fo.hooks = &h;
   fo.record = &rec;
   fo.allLogits = false;
-  auto cache = model.newCache();
+  auto cache = model.newCache(0, layout);
   model.forward(prompt, cache, fo);
   for (const TokenId t : {TokenId{17}, TokenId{250}}) model.forward({t}, cache, fo);  // decode steps append
   return rec;
@@ -42,6 +43,46 @@ void expectSame(const at::Tensor& got, const at::Tensor& want, const std::string
 }
 
 }  // namespace
+
+// Every layer's statistics of both records, element by element (see expectSame).
+void expectSameRecords(const ForwardRecord& got, const ForwardRecord& want, int64_t rows) {
+  REQUIRE(got.stats.size() == want.stats.size());
+  for (const auto& [layer, w] : want.stats) {
+    const kernels::LayerStats& g = got.stats.at(layer);
+    const std::string l = "layer " + std::to_string(layer) + ": ";
+    REQUIRE(g.entropy.size(1) == rows);
+    expectSame(g.sinkFirst, w.sinkFirst, l + "sinkFirst");
+    expectSame(g.entropy, w.entropy, l + "entropy");
+    expectSame(g.streamMass, w.streamMass, l + "streamMass");
+    expectSame(g.meanDistance, w.meanDistance, l + "meanDistance");
+    expectSame(g.top1Prob, w.top1Prob, l + "top1Prob");
+    expectSame(g.colSum, w.colSum, l + "colSum");
+    expectSame(g.poolMax, w.poolMax, l + "poolMax");
+    expectSame(g.poolMean, w.poolMean, l + "poolMean");
+  }
+}
+
+TEST_CASE("model statistics over a hybrid cache on CUDA match the CPU path", "[kernels_cuda][model]") {
+  REQUIRE(at::hasCUDA());
+  const std::string dir = std::string(HS_SOURCE_DIR) + "/resources/model";
+  LoadOptions cpuOptions;
+  cpuOptions.loadTokenizer = false;
+  LoadOptions cudaOptions = cpuOptions;
+  cudaOptions.device = "cuda";
+  cudaOptions.dtype = at::kFloat;
+  auto cpu = Model::load(dir, cpuOptions);
+  auto cuda = Model::load(dir, cudaOptions);
+  // Half the KV heads stream with sink 4 and window 64: the 700-token prompt and the decode steps after
+  // it read their kept entries at true positions (hybridAsFull), masked to sink + window.
+  const auto layout = HybridLayout::uniform(static_cast<int>(cpu->config().numLayers), {0, 2}, 4, 64);
+  std::vector<TokenId> prompt{1};
+  for (int i = 1; i < 700; ++i) prompt.push_back(static_cast<TokenId>(3 + (i * 37) % 211));
+  ForwardHooks hooks;
+  hooks.stats = kernels::StatsRequest{};
+  hooks.stats->poolBlock = 64;
+  expectSameRecords(runWithStats(*cuda, hooks, prompt, layout), runWithStats(*cpu, hooks, prompt, layout),
+                    static_cast<int64_t>(prompt.size()) + 2);
+}
 
 TEST_CASE("model statistics on CUDA arrive complete and match the CPU path", "[kernels_cuda][model]") {
   REQUIRE(at::hasCUDA());
