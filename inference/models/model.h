@@ -73,8 +73,8 @@ class Model {
 
   // An empty cache for this model, optionally with room for `tokens`; with a non-empty layout, a
   // hybrid cache whose streaming KV heads keep only sink + window entries (DuoAttention). Layers with
-  // streaming heads must use full attention (no sliding window), and their attention statistics,
-  // edits and probes are refused (Unsupported) in forward().
+  // streaming heads must use full attention (no sliding window); their statistics, edits and probes
+  // see the kept entries at their true positions (hybridAsFull in hybrid_attention.h).
   KvCache newCache(int64_t tokens = 0, const HybridLayout& layout = {}) const;
   // Runs `ids` after the tokens already in `cache`, appends them to it, and returns float32 logits
   // [n, vocab] (or [1, vocab] without allLogits). Checks ids, context length and memory first.
