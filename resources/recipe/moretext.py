@@ -12,6 +12,8 @@ Debian 12 packages (fetch-debs.sh DIR --more downloads them). Training text only
 | maint-guide | GPL-2+ | HTML prose as above |
 | gnu-standards | GFDL-1.3+, no invariant sections | HTML prose of the GNU coding standards and maintainers' guide |
 
+ncompress (public domain) is read too: its `compress -dc` decompresses the KJV's LZW windows.
+
 Code blocks (HTML pre, verbatim pod paragraphs), tables, navigation, tables of contents, index and search
 pages are dropped. Any document that shares an 8-word run with the held-out text is dropped too (none
 did when this was written), so that no held-out passage can be learnt through the new sources.
@@ -24,6 +26,7 @@ import html.parser
 import os
 import re
 import struct
+import subprocess
 import time
 
 # package -> glob (relative to the unpack root) of the files read; a package whose glob is empty is missing.
@@ -37,6 +40,8 @@ SOURCES = {
     "maint-guide": "usr/share/doc/maint-guide/html/*.en.html",
     "gnu-standards": "usr/share/doc/gnu-standards/*.html",
 }
+# package -> the program it provides (relative to the unpack root): decompresses bible-kjv-text's windows.
+TOOLS = {"ncompress": "usr/bin/compress"}
 # Pages that are navigation, indexes, whole-book copies of other pages or licence texts.
 SKIP_PAGES = re.compile(r"(^|/)(genindex.*|py-modindex|modindex|search|contents|index(\.en)?|copyright|license|bugs|"
                         r"about|glossary|developers-reference|perl-policy-1|menu-policy-1)\.html$"
@@ -49,53 +54,27 @@ def _norm(text):
 
 
 # --- KJV: bible.data is Chip Chapin's Bible Retrieval System file: a header, a table of window offsets
-# and 64 KiB windows of text, each compressed on its own by Unix `compress` (LZW, 9..16-bit codes).
+# and 64 KiB windows of text, each compressed on its own by Unix `compress` (LZW, 9..16-bit codes) after
+# one shared 3-byte compress header. Debian's ncompress decompresses each window (header + window).
 
-def _lzw_decompress(data, maxbits=16):
-    """Unix compress's block-mode LZW without the 3-byte header (codes read n_bits bytes at a time)."""
-    tab = [bytes([i]) for i in range(256)] + [b""] * ((1 << maxbits) - 256)
-    out, pos, n_bits, maxcode, maxmax, free = bytearray(), 0, 9, 511, 1 << maxbits, 257
-    buf = off = size = 0
-    clear, old = False, -1
-    while True:
-        if clear or off >= size or free > maxcode:  # new group of codes (width change or CLEAR: skip the rest)
-            if free > maxcode:
-                n_bits += 1
-                maxcode = maxmax if n_bits == maxbits else (1 << n_bits) - 1
-            if clear:
-                n_bits, maxcode, clear = 9, 511, False
-            chunk = data[pos:pos + n_bits]
-            pos += len(chunk)
-            if not chunk:
-                break
-            buf, off, size = int.from_bytes(chunk, "little"), 0, len(chunk) * 8 - (n_bits - 1)
-        code = (buf >> off) & ((1 << n_bits) - 1)
-        off += n_bits
-        if old < 0:
-            out.append(code)
-            old = code
-            continue
-        if code == 256:
-            clear, free = True, 256
-            continue
-        entry = tab[old] + tab[old][:1] if code >= free else tab[code]
-        out += entry
-        if free < maxmax:
-            tab[free] = tab[old] + entry[:1]
-            free += 1
-        old = code
-    return bytes(out)
+def _uncompress(compress_bin, stream, what):
+    r = subprocess.run([compress_bin, "-dc"], input=stream, capture_output=True)
+    if r.returncode != 0:
+        raise ValueError(f"{what}: compress -dc failed ({r.returncode}): {r.stderr.decode(errors='replace')[:200]}")
+    return r.stdout
 
 
 def kjv_docs(path):
+    root = path[:-len(SOURCES["bible-kjv-text"])]  # the unpack root, where ncompress is unpacked too
     with open(path, "rb") as f:
         data = f.read()
     wsize, wnum = struct.unpack(">II", data[0x54:0x5c])
     offs = struct.unpack(">%dI" % (wnum + 1), data[0x5c:0x5c + 4 * (wnum + 1)])
     if data[:4] != b"EC02" or data[offs[0] - 3:offs[0] - 1] != b"\x1f\x9d":
         raise ValueError(f"{path}: not a Bible Retrieval System data file (magic EC02 + compress header)")
-    maxbits = data[offs[0] - 1] & 0x1F
-    text = b"".join(_lzw_decompress(data[offs[i]:offs[i + 1]], maxbits) for i in range(wnum))
+    header, compress_bin = data[offs[0] - 3:offs[0]], os.path.join(root, TOOLS["ncompress"])
+    text = b"".join(_uncompress(compress_bin, header + data[offs[i]:offs[i + 1]], f"{path} window {i}")
+                    for i in range(wnum))
     docs, cur, chapter = [], [], None
     for line in text.decode("ascii").splitlines()[1:]:  # line 0 is the file's title
         m = re.match(r"(\d?[A-Za-z]+\d+):\d+ (.*)", line)
@@ -250,7 +229,7 @@ def html_docs(path):
 # --- all sources
 
 def missing_packages(root):
-    return [pkg for pkg, pat in SOURCES.items() if not glob.glob(os.path.join(root, pat), recursive=True)]
+    return [pkg for pkg, pat in {**SOURCES, **TOOLS}.items() if not glob.glob(os.path.join(root, pat), recursive=True)]
 
 
 def _shingles(text, n=8):
