@@ -106,11 +106,13 @@ struct LayerStats {
   at::Tensor colSum;        // [H, Nk] sum_i A[i,j]
   at::Tensor colSumBand;    // [H, Nk] sum over queries in the band
   at::Tensor targetMass;    // [T, H, Nq] mass on each target set (T = targets.size())
-  at::Tensor poolMax;       // [P, ceil(Nq_pos/B), ceil(Nk/B)] by absolute position blocks
+  at::Tensor poolMax;       // [P, R, ceil(Nk/B)]: block rows poolRow0 .. poolRow0 + R - 1 by absolute
+                            // position, the rows this call's queries touch (poolRow0 = queryStart / B)
   at::Tensor poolMean;      // same shape; mean over the block's cells inside the [positions, keys]
                             // map (masked cells count 0, and so do rows of earlier calls unless
                             // append() merged those calls in)
   int64_t poolBlock = 0;    // B of the pooled maps (0: none)
+  int64_t poolRow0 = 0;     // absolute block row of poolMax's first row
   int64_t queryEnd = 0;     // queryStart + Nq of the call: the positions the pooled maps cover
   std::vector<at::Tensor> tiles;  // one [q1-q0, k1-k0] per TileRequest; parts outside the call's
                                   // queries or keys are 0

@@ -20,19 +20,20 @@ at::Tensor padColumns(const at::Tensor& t, int64_t nk) {
   return out;
 }
 
-// Pads a pooled map [P, r, c] with zero cells to [P, rows, cols].
-at::Tensor padCells(const at::Tensor& t, int64_t rows, int64_t cols) {
-  if (t.size(1) == rows && t.size(2) == cols) return t;
+// A pooled map [P, r, c] whose first row is block row `at` of a [P, rows, cols] map: that map, zero
+// elsewhere.
+at::Tensor padCells(const at::Tensor& t, int64_t at, int64_t rows, int64_t cols) {
+  if (at == 0 && t.size(1) == rows && t.size(2) == cols) return t;
   auto out = at::zeros({t.size(0), rows, cols}, t.options());
-  out.narrow(1, 0, t.size(1)).narrow(2, 0, t.size(2)).copy_(t);
+  out.narrow(1, at, t.size(1)).narrow(2, 0, t.size(2)).copy_(t);
   return out;
 }
 
-// [1, r, c] (r, c: map's sizes 1 and 2): the cells of each pooled block inside a [positions, keys] map
-// with blocks of b: b * b, fewer at the edges.
-at::Tensor cellArea(int64_t b, int64_t positions, int64_t keys, const at::Tensor& map) {
-  const auto rowsIn = (positions - at::arange(map.size(1), at::kLong) * b).clamp(0, b).to(at::kFloat);
-  const auto colsIn = (keys - at::arange(map.size(2), at::kLong) * b).clamp(0, b).to(at::kFloat);
+// [1, rows, cols]: the cells of pooled blocks row0.. x 0.. inside a [positions, keys] map with blocks of
+// b: b * b, fewer at the edges.
+at::Tensor cellArea(int64_t b, int64_t positions, int64_t keys, int64_t row0, int64_t rows, int64_t cols) {
+  const auto rowsIn = (positions - (at::arange(rows, at::kLong) + row0) * b).clamp(0, b).to(at::kFloat);
+  const auto colsIn = (keys - at::arange(cols, at::kLong) * b).clamp(0, b).to(at::kFloat);
   return (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
 }
 
@@ -85,7 +86,9 @@ StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64
     if (ph.empty())
       for (int64_t h = 0; h < heads; ++h) ph.push_back(h);
     poolHeads_ = at::tensor(ph, at::kLong);
-    const int64_t nqb = ceilDiv(queryStart + nq, req_->poolBlock), nkb = ceilDiv(nk, req_->poolBlock);
+    poolRow0_ = queryStart / req_->poolBlock;  // rows of the map this call's queries touch
+    const int64_t nqb = ceilDiv(queryStart + nq, req_->poolBlock) - poolRow0_,
+                  nkb = ceilDiv(nk, req_->poolBlock);
     s_.poolMax = at::zeros({poolHeads_.numel(), nqb, nkb}, f);
     poolSum_ = at::zeros({poolHeads_.numel(), nqb, nkb}, f);
   }
@@ -188,9 +191,9 @@ void StatsAccumulator::add(const at::Tensor& probsIn, const at::Tensor& qpos, in
     for (int64_t r = 0; r < rows;) {
       const int64_t qb = (pos0 + r) / b;
       const int64_t end = std::min(rows, (qb + 1) * b - pos0);
-      auto mx = s_.poolMax.select(1, qb);
+      auto mx = s_.poolMax.select(1, qb - poolRow0_);
       mx.copy_(at::maximum(mx, rowMax.narrow(1, r, end - r).amax(1)));
-      poolSum_.select(1, qb).add_(cellSum.narrow(1, r, end - r).sum(1));
+      poolSum_.select(1, qb - poolRow0_).add_(cellSum.narrow(1, r, end - r).sum(1));
       r = end;
     }
   }
@@ -209,10 +212,8 @@ LayerStats StatsAccumulator::finish() {
   if (req_ && req_->poolBlock > 0) {
     // Cells per block inside the [positions, keys] map: full blocks have B*B, edge blocks fewer.
     const int64_t b = req_->poolBlock, npos = queryStart_ + nq_;
-    const auto rowsIn = (npos - at::arange(poolSum_.size(1), at::kLong) * b).clamp_max(b).to(at::kFloat);
-    const auto colsIn = (nk_ - at::arange(poolSum_.size(2), at::kLong) * b).clamp_max(b).to(at::kFloat);
-    s_.poolMean = poolSum_ / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
-    s_.poolBlock = b;
+    s_.poolMean = poolSum_ / cellArea(b, npos, nk_, poolRow0_, poolSum_.size(1), poolSum_.size(2));
+    s_.poolBlock = b, s_.poolRow0 = poolRow0_;
   }
   s_.queryEnd = queryStart_ + nq_;
   return std::move(s_);
@@ -244,19 +245,25 @@ void LayerStats::append(const LayerStats& later) {
                            later.queryEnd > 0;
   if (samePooling) {
     // Each map's means back to sums over its own [positions, keys] extent, added on the combined one.
-    const int64_t rows = std::max(poolMax.size(1), later.poolMax.size(1));
+    const int64_t row0 = std::min(poolRow0, later.poolRow0);
+    const int64_t rows = std::max(poolRow0 + poolMax.size(1), later.poolRow0 + later.poolMax.size(1)) - row0;
     const int64_t cols = std::max(poolMax.size(2), later.poolMax.size(2));
     const int64_t positions = std::max(queryEnd, later.queryEnd);
-    poolMean =
-        (padCells(poolMean * cellArea(poolBlock, queryEnd, nkBefore, poolMean), rows, cols) +
-         padCells(later.poolMean * cellArea(poolBlock, later.queryEnd, later.colSum.size(1), later.poolMean),
-                  rows, cols)) /
-        cellArea(poolBlock, positions, nk, at::empty({0, rows, cols}));
-    poolMax = at::maximum(padCells(poolMax, rows, cols), padCells(later.poolMax, rows, cols));
+    auto sums = [&](const LayerStats& s, int64_t keys) {
+      return padCells(s.poolMean * cellArea(s.poolBlock, s.queryEnd, keys, s.poolRow0, s.poolMean.size(1),
+                                            s.poolMean.size(2)),
+                      s.poolRow0 - row0, rows, cols);
+    };
+    poolMean = (sums(*this, nkBefore) + sums(later, later.colSum.size(1))) /
+               cellArea(poolBlock, positions, nk, row0, rows, cols);
+    poolMax = at::maximum(padCells(poolMax, poolRow0 - row0, rows, cols),
+                          padCells(later.poolMax, later.poolRow0 - row0, rows, cols));
+    poolRow0 = row0;
   } else {
     poolMax = later.poolMax;
     poolMean = later.poolMean;
     poolBlock = later.poolBlock;
+    poolRow0 = later.poolRow0;
   }
   queryEnd = std::max(queryEnd, later.queryEnd);
   tiles = later.tiles;

@@ -24,6 +24,7 @@ class StatsAccumulator {
   int64_t heads_, nq_, nk_, queryStart_;
   LayerStats s_;
   at::Tensor poolSum_, poolHeads_;
+  int64_t poolRow0_ = 0;  // first pooled block row this call touches
 };
 
 }  // namespace hs::kernels

@@ -292,13 +292,16 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
     kc::launchProbabilityTile(p, t.head, t.q0, t.q1, t.k0, t.k1, tile.data_ptr<float>(), stream);
     s.tiles.push_back(tile);
   }
-  if (req.poolBlock > 0) {  // mean over every cell of the block, as StatsAccumulator::finish does
-    const int64_t b = req.poolBlock, npos = queryStart + nq;
+  if (req.poolBlock > 0) {  // the block rows this call touches; means as StatsAccumulator::finish
+    const int64_t b = req.poolBlock, npos = queryStart + nq, row0 = queryStart / b;
+    const int64_t rows = (npos + b - 1) / b - row0;
     const auto rowsIn =
-        (npos - at::arange(poolSum.size(1), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
+        (npos - (at::arange(rows, f.dtype(at::kLong)) + row0) * b).clamp_max(b).to(at::kFloat);
     const auto colsIn =
         (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
-    s.poolMean = poolSum / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+    s.poolMax = s.poolMax.narrow(1, row0, rows).contiguous();
+    s.poolMean = poolSum.narrow(1, row0, rows) / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+    s.poolRow0 = row0;
   }
   // To pinned host memory on a side stream (a synchronous copy to fresh pageable memory left the GPU
   // idle for about 14 ms per layer at 32k while the host took its page faults).

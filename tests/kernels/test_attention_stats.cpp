@@ -91,11 +91,25 @@ void checkStats(const LayerStats& got, const hs::test::RefStats& want, const std
     CHECK(probs[n * s.nk + j] >= want.top1Prob[n] - hs::test::kTol);
   }
   if (req.poolBlock > 0) {
+    // The block rows of this call's queries, from queryStart / B (the reference maps every row).
     const int64_t P = req.poolHeads.empty() ? s.heads : static_cast<int64_t>(req.poolHeads.size());
-    REQUIRE(got.poolMax.sizes().vec() == std::vector<int64_t>{P, want.poolRows, want.poolCols});
+    const int64_t row0 = s.queryStart / req.poolBlock, rows = want.poolRows - row0;
+    REQUIRE(got.poolRow0 == row0);
+    REQUIRE(got.poolMax.sizes().vec() == std::vector<int64_t>{P, rows, want.poolCols});
     REQUIRE(got.poolMean.sizes() == got.poolMax.sizes());
-    HS_CHECK_CLOSE(got.poolMax, want.poolMax, "poolMax");
-    HS_CHECK_CLOSE(got.poolMean, want.poolMean, "poolMean");
+    auto callRows = [&](const std::vector<double>& map) {
+      std::vector<double> out;
+      for (int64_t p = 0; p < P; ++p)
+        out.insert(out.end(), map.begin() + (p * want.poolRows + row0) * want.poolCols,
+                   map.begin() + (p + 1) * want.poolRows * want.poolCols);
+      return out;
+    };
+    HS_CHECK_CLOSE(got.poolMax, callRows(want.poolMax), "poolMax");
+    HS_CHECK_CLOSE(got.poolMean, callRows(want.poolMean), "poolMean");
+    // The rows before row0 hold nothing of this call in the reference either.
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t i = 0; i < row0 * want.poolCols; ++i)
+        CHECK(want.poolMax[p * want.poolRows * want.poolCols + i] == 0.0);
   }
   REQUIRE(got.tiles.size() == want.tiles.size());
   for (size_t t = 0; t < got.tiles.size(); ++t) {
@@ -297,6 +311,10 @@ TEST_CASE("stats: append over prefill, a chunk and decode steps equals one call"
     HS_CHECK_CLOSE(appended.poolMean, want.poolMean, "poolMean");
     REQUIRE(appended.tiles.size() == last.tiles.size());
     for (size_t i = 0; i < last.tiles.size(); ++i) CHECK(at::equal(appended.tiles[i], last.tiles[i]));
+    // The last decode step alone maps only its own block row: position 19 with blocks of 4.
+    CHECK(last.poolRow0 == 4);
+    CHECK(last.poolMax.size(1) == 1);
+    CHECK(appended.poolRow0 == 0);
   }
 }
 
