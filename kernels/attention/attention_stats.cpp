@@ -20,12 +20,12 @@ at::Tensor padColumns(const at::Tensor& t, int64_t nk) {
   return out;
 }
 
-// A pooled map [P, r, c] whose first row is block row `at` of a [P, rows, cols] map: that map, zero
+// A pooled map [P, r, c] whose first row is block row `first` of a [P, rows, cols] map: that map, zero
 // elsewhere.
-at::Tensor padCells(const at::Tensor& t, int64_t at, int64_t rows, int64_t cols) {
-  if (at == 0 && t.size(1) == rows && t.size(2) == cols) return t;
+at::Tensor padCells(const at::Tensor& t, int64_t first, int64_t rows, int64_t cols) {
+  if (first == 0 && t.size(1) == rows && t.size(2) == cols) return t;
   auto out = at::zeros({t.size(0), rows, cols}, t.options());
-  out.narrow(1, at, t.size(1)).narrow(2, 0, t.size(2)).copy_(t);
+  out.narrow(1, first, t.size(1)).narrow(2, 0, t.size(2)).copy_(t);
   return out;
 }
 
