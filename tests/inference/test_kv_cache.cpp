@@ -88,6 +88,15 @@ std::vector<Scenario> scenarios() {
   };
 }
 
+// The calls of a scenario: its prefills, then one token at a time up to n.
+std::vector<std::pair<size_t, size_t>> callsOf(const Scenario& sc, size_t n) {
+  std::vector<std::pair<size_t, size_t>> calls;
+  size_t done = 0;
+  for (size_t chunk : sc.prefills) calls.emplace_back(done, done + chunk), done += chunk;
+  for (; done < n; ++done) calls.emplace_back(done, done + 1);
+  return calls;
+}
+
 }  // namespace
 
 TEST_CASE("hybrid decode equals full attention restricted to sink + window at every step",
@@ -101,16 +110,11 @@ TEST_CASE("hybrid decode equals full attention restricted to sink + window at ev
     const auto unrestricted = hs::test::referenceForward(sc.spec, m.weights, ids);
     auto cache = m.model->newCache(0, sc.layout);
     REQUIRE(cache.hybrid());
-    size_t done = 0;
-    auto expectRows = [&](const at::Tensor& logits, size_t from) {
+    for (const auto& [from, to] : callsOf(sc, ids.size())) {
+      const auto logits = m.model->forward(tokens(ids, from, to), cache);
       CHECK(relErr(logits, ref.narrow(0, static_cast<int64_t>(from), logits.size(0))) < 1e-5);
       CHECK(cache.bytes() == expectedBytes(sc.spec, sc.layout, cache.length()));
-    };
-    for (size_t chunk : sc.prefills) {
-      expectRows(m.model->forward(tokens(ids, done, done + chunk), cache), done);
-      done += chunk;
     }
-    for (; done < ids.size(); ++done) expectRows(m.model->forward(tokens(ids, done, done + 1), cache), done);
     CHECK(cache.length() == 24);
     // The restriction matters on these inputs: the test would notice full attention.
     CHECK(relErr(ref.narrow(0, 12, 12), unrestricted.narrow(0, 12, 12)) > 1e-3);
@@ -118,15 +122,6 @@ TEST_CASE("hybrid decode equals full attention restricted to sink + window at ev
 }
 
 namespace {
-
-// The calls of a scenario: its prefills, then one token at a time up to n.
-std::vector<std::pair<size_t, size_t>> callsOf(const Scenario& sc, size_t n) {
-  std::vector<std::pair<size_t, size_t>> calls;
-  size_t done = 0;
-  for (size_t chunk : sc.prefills) calls.emplace_back(done, done + chunk), done += chunk;
-  for (; done < n; ++done) calls.emplace_back(done, done + 1);
-  return calls;
-}
 
 // Every statistic, with a previous-token target set over queries [from, to).
 kernels::StatsRequest everyStatistic(int64_t from, int64_t to) {
