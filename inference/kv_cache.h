@@ -33,6 +33,7 @@ struct HybridLayout {
 // What one layer's attention reads from a hybrid cache after the new tokens were staged
 // (KvCache::stage). Query head h belongs to KV head h / (H / KVH), as everywhere.
 struct HybridLayerView {
+  // Both stores hold their KV heads in ascending order (streamKvHead tells which is which).
   // Full heads: keys/values [KVHf, length()+n, D] at positions 0.., and the query heads they serve.
   at::Tensor fullKeys, fullValues, fullQueryHeads;  // fullQueryHeads: int64 [KVHf * G] on the device
   // Streaming heads, keys/values [KVHs, m, D] and their query heads (int64 [KVHs * G]).

@@ -25,11 +25,11 @@ std::vector<int64_t> streamPositions(const HybridLayerView& v, const HybridLayou
   return pos;
 }
 
-// KV head of each store entry, from the query heads it serves ([KVH_store * G]).
-std::vector<int64_t> kvHeadsOf(const at::Tensor& queryHeads, int64_t group) {
-  const auto q = queryHeads.to(at::kCPU).contiguous();
+// The KV heads of the streaming (or the full) store, in store order: ascending (HybridLayerView).
+std::vector<int64_t> storeHeads(const HybridLayerView& v, bool streaming) {
   std::vector<int64_t> out;
-  for (int64_t i = 0; i < q.numel(); i += group) out.push_back(q.data_ptr<int64_t>()[i] / group);
+  for (size_t j = 0; j < v.streamKvHead.size(); ++j)
+    if (v.streamKvHead[j] == streaming) out.push_back(static_cast<int64_t>(j));
   return out;
 }
 
@@ -78,13 +78,13 @@ HybridAsFull hybridAsFull(const HybridLayerView& view, const HybridLayout& layou
   out.keys = at::zeros({kvHeads, end, like.size(2)}, like.options());
   out.values = at::zeros_like(out.keys);
   if (view.fullQueryHeads.numel() > 0) {
-    const auto full = at::tensor(kvHeadsOf(view.fullQueryHeads, group), at::kLong).to(like.device());
+    const auto full = at::tensor(storeHeads(view, false), at::kLong).to(like.device());
     out.keys.index_copy_(0, full, view.fullKeys);
     out.values.index_copy_(0, full, view.fullValues);
   }
   const int64_t m = view.streamKeys.size(1);
   const auto positions = at::tensor(streamPositions(view, layout, m), at::kLong).to(like.device());
-  const auto stream = kvHeadsOf(view.streamQueryHeads, group);
+  const auto stream = storeHeads(view, true);
   for (size_t j = 0; j < stream.size(); ++j) {
     const auto jj = static_cast<int64_t>(j);
     out.keys[stream[j]].index_copy_(0, positions, view.streamKeys[jj]);

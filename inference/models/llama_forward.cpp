@@ -28,12 +28,16 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 
+// Whether layer l computes attention statistics.
+bool statsWanted(int l, const ForwardOptions& o) {
+  return o.hooks && o.hooks->stats && (o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l));
+}
+
 // Whether layer l has anything to observe or change: statistics, edits or a probability probe.
 bool instrumented(int l, const ForwardOptions& o) {
   if (!o.hooks) return false;
   const auto e = o.hooks->edits.find(l);
-  return (e != o.hooks->edits.end() && !e->second.empty()) ||
-         (o.hooks->stats && (o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l))) ||
+  return (e != o.hooks->edits.end() && !e->second.empty()) || statsWanted(l, o) ||
          static_cast<bool>(o.hooks->probe);
 }
 
@@ -119,17 +123,12 @@ at::Tensor Model::attentionBlock(int l, const at::Tensor& x, KvCache& cache, int
   call.slidingWindow = c.slidingWindow.empty() ? 0 : c.slidingWindow[static_cast<size_t>(l)];
   call.statsInFlight = true;  // runLayers waits for them after the last layer
   kernels::LayerStats stats;
-  bool withStats = false;
+  const bool withStats = statsWanted(l, o);
   call.edits = edits;
-  if (o.hooks) {
-    if (o.hooks->stats && (o.hooks->statsLayers.empty() || o.hooks->statsLayers.count(l))) {
-      call.stats = &*o.hooks->stats;
-      withStats = true;
-    }
-    if (o.hooks->probe) {
-      const AttentionProbe& probe = o.hooks->probe;
-      call.observer = [&probe, l](int64_t first, const at::Tensor& probs) { probe(l, first, probs); };
-    }
+  if (withStats) call.stats = &*o.hooks->stats;
+  if (o.hooks && o.hooks->probe) {
+    const AttentionProbe& probe = o.hooks->probe;
+    call.observer = [&probe, l](int64_t first, const at::Tensor& probs) { probe(l, first, probs); };
   }
   auto z = kernels::attention(call, withStats ? &stats : nullptr);
   if (withStats) o.record->stats[l].append(stats);
