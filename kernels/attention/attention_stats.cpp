@@ -29,14 +29,6 @@ at::Tensor padCells(const at::Tensor& t, int64_t first, int64_t rows, int64_t co
   return out;
 }
 
-// [1, rows, cols]: the cells of pooled blocks row0.. x 0.. inside a [positions, keys] map with blocks of
-// b: b * b, fewer at the edges.
-at::Tensor cellArea(int64_t b, int64_t positions, int64_t keys, int64_t row0, int64_t rows, int64_t cols) {
-  const auto rowsIn = (positions - (at::arange(rows, at::kLong) + row0) * b).clamp(0, b).to(at::kFloat);
-  const auto colsIn = (keys - at::arange(cols, at::kLong) * b).clamp(0, b).to(at::kFloat);
-  return (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
-}
-
 // Lags (query position - key) up to this many diagonals are summed diagonal by diagonal; wider
 // windows or bands take one dense masked pass.
 constexpr int64_t kMaxDiagonals = 256;
@@ -55,6 +47,14 @@ void forEachLag(const at::Tensor& p, int64_t pos0, int64_t lo, int64_t hi, F&& f
 }
 
 }  // namespace
+
+at::Tensor poolCellArea(int64_t b, int64_t positions, int64_t keys, int64_t row0, int64_t rows, int64_t cols,
+                        at::Device device) {
+  const auto index = at::TensorOptions().dtype(at::kLong).device(device);
+  const auto rowsIn = (positions - (at::arange(rows, index) + row0) * b).clamp(0, b).to(at::kFloat);
+  const auto colsIn = (keys - at::arange(cols, index) * b).clamp(0, b).to(at::kFloat);
+  return (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+}
 
 StatsAccumulator::StatsAccumulator(const StatsRequest* req, int64_t heads, int64_t nq, int64_t nk,
                                    int64_t queryStart)
@@ -212,7 +212,7 @@ LayerStats StatsAccumulator::finish() {
   if (req_ && req_->poolBlock > 0) {
     // Cells per block inside the [positions, keys] map: full blocks have B*B, edge blocks fewer.
     const int64_t b = req_->poolBlock, npos = queryStart_ + nq_;
-    s_.poolMean = poolSum_ / cellArea(b, npos, nk_, poolRow0_, poolSum_.size(1), poolSum_.size(2));
+    s_.poolMean = poolSum_ / poolCellArea(b, npos, nk_, poolRow0_, poolSum_.size(1), poolSum_.size(2));
     s_.poolBlock = b, s_.poolRow0 = poolRow0_;
   }
   s_.queryEnd = queryStart_ + nq_;
@@ -250,12 +250,12 @@ void LayerStats::append(const LayerStats& later) {
     const int64_t cols = std::max(poolMax.size(2), later.poolMax.size(2));
     const int64_t positions = std::max(queryEnd, later.queryEnd);
     auto sums = [&](const LayerStats& s, int64_t keys) {
-      return padCells(s.poolMean * cellArea(s.poolBlock, s.queryEnd, keys, s.poolRow0, s.poolMean.size(1),
-                                            s.poolMean.size(2)),
+      return padCells(s.poolMean * poolCellArea(s.poolBlock, s.queryEnd, keys, s.poolRow0, s.poolMean.size(1),
+                                                s.poolMean.size(2)),
                       s.poolRow0 - row0, rows, cols);
     };
     poolMean = (sums(*this, nkBefore) + sums(later, later.colSum.size(1))) /
-               cellArea(poolBlock, positions, nk, row0, rows, cols);
+               poolCellArea(poolBlock, positions, nk, row0, rows, cols);
     poolMax = at::maximum(padCells(poolMax, poolRow0 - row0, rows, cols),
                           padCells(later.poolMax, later.poolRow0 - row0, rows, cols));
     poolRow0 = row0;

@@ -8,6 +8,11 @@
 
 namespace hs::kernels {
 
+// [1, rows, cols] float32 on `device`: the cells of pooled blocks row0.. x 0.. (blocks of b) inside a
+// [positions, keys] map: b * b, fewer at the edges. A block's mean is its sum over this.
+at::Tensor poolCellArea(int64_t b, int64_t positions, int64_t keys, int64_t row0, int64_t rows, int64_t cols,
+                        at::Device device = at::kCPU);
+
 class StatsAccumulator {
  public:
   // req may be null (then add() does nothing). Queries are at positions queryStart..+nq-1.

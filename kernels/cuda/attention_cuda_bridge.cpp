@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/attention_stats.h"
 #include "kernels/core/error.h"
 #include "kernels/core/torch_compat.h"
 #include "kernels/cuda/attention_kernels.h"
@@ -295,12 +296,8 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   if (req.poolBlock > 0) {  // the block rows this call touches; means as StatsAccumulator::finish
     const int64_t b = req.poolBlock, npos = queryStart + nq, row0 = queryStart / b;
     const int64_t rows = (npos + b - 1) / b - row0;
-    const auto rowsIn =
-        (npos - (at::arange(rows, f.dtype(at::kLong)) + row0) * b).clamp_max(b).to(at::kFloat);
-    const auto colsIn =
-        (nk - at::arange(poolSum.size(2), f.dtype(at::kLong)) * b).clamp_max(b).to(at::kFloat);
     s.poolMax = s.poolMax.narrow(1, row0, rows).contiguous();
-    s.poolMean = poolSum.narrow(1, row0, rows) / (rowsIn.unsqueeze(1) * colsIn.unsqueeze(0)).unsqueeze(0);
+    s.poolMean = poolSum.narrow(1, row0, rows) / poolCellArea(b, npos, nk, row0, rows, poolSum.size(2), dev);
     s.poolRow0 = row0;
   }
   // To pinned host memory on a side stream (a synchronous copy to fresh pageable memory left the GPU
