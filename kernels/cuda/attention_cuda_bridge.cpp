@@ -236,10 +236,13 @@ DeviceStats allocateStats(const StatsRequest& req, const kc::AttentionParams& p,
 }
 
 // Runs the statistics passes after the forward (p.rowLse2 holds its row log-sum-exp) and returns the
-// statistics as float32 CPU tensors, still in flight (LayerStats::inFlight). tensorCores: the one-pass
-// tensor-core kernel instead of the CUDA-core statistics pass.
-LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::AttentionParams& p, int64_t queryStart,
-                       at::Device dev, const c10::cuda::CUDAStream& stream, bool tensorCores) {
+// statistics as float32 CPU tensors, still in flight (LayerStats::inFlight). runPass launches the pass
+// that fills the row statistics, column sums and pooled maps of d.sp (tensor cores, CUDA cores or the
+// split-KV decode pass); the key masses and tiles follow here.
+template <typename RunPass>
+LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::AttentionParams& p,
+                       int64_t queryStart, at::Device dev, const c10::cuda::CUDAStream& stream,
+                       RunPass&& runPass) {
   const int64_t H = p.heads, nq = p.nq, nk = p.nk;
   const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
   LayerStats& s = d.s;
@@ -270,10 +273,7 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
     targetLists.emplace_back(upload(start, dev), upload(keys, dev));
   }
 
-  if (tensorCores)
-    kc::launchStatsTc(p, d.sp, stream, /*hopper=*/tPath == kc::KernelPath::AutoWgmma);
-  else
-    kc::launchAttentionStats(p, d.sp, stream);
+  runPass(d.sp);
 
   s.sinkFirst = written({H, nq}, f);
   kc::launchKeyMass(p, nullptr, ptr<int64_t>(first), nk > 0 ? 1 : 0, s.sinkFirst.data_ptr<float>(), stream);
@@ -314,15 +314,12 @@ LayerStats finishStats(DeviceStats& d, const StatsRequest& req, const kc::Attent
   return std::move(s);
 }
 
-// A call with nothing to observe or change: LibTorch's fused attention (cuDNN/FlashAttention on Hopper)
-// for a whole prefill, the split-KV kernel for one decode query that sees every key, when no sliding
-// window cuts in; undefined otherwise (the caller runs our kernels). Returns [H, nq, D] in q's dtype.
-// One decode step on the split-KV kernel (attention_decode.cu): chunks of the cache spread over about
-// two CTAs per SM, K/V read once per KV head. With a hybrid cache, KV head j reads ks/vs when bit j of
-// streamMask is set (kvHeads counts both kinds).
-at::Tensor splitKvDecode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
-                         cudaStream_t stream, int64_t kvHeads, uint64_t streamMask = 0, const at::Tensor& ks = {},
-                         const at::Tensor& vs = {}) {
+// The split-KV decode launch for one query per head (attention_decode.cu): chunks of the cache spread
+// over about two CTAs per SM, K/V read once per KV head. With a hybrid cache, KV head j reads ks/vs when
+// bit j of streamMask is set (kvHeads counts both kinds). Sets every field but out, work and rowLse2.
+kc::DecodeParams decodeParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                              int64_t kvHeads, uint64_t streamMask = 0, const at::Tensor& ks = {},
+                              const at::Tensor& vs = {}) {
   const int64_t H = q.size(0), D = q.size(2);
   const int64_t nk = k.defined() ? k.size(1) : 0, nkStream = ks.defined() ? ks.size(1) : 0;
   kc::DecodeParams d;
@@ -341,20 +338,62 @@ at::Tensor splitKvDecode(const at::Tensor& q, const at::Tensor& k, const at::Ten
   const int64_t wanted = std::max<int64_t>(1, (2 * sms + longHeads - 1) / longHeads);
   d.splits = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, (longest + 255) / 256)));
   d.chunk = (longest + d.splits - 1) / d.splits;
-  at::Tensor out = written({H, 1, D}, q.options());
+  return d;
+}
+
+// One decode step on the split-KV kernel; with lse2 ([H] float32), also each head's log2-sum-exp2.
+// Returns [H, 1, D] in q's dtype.
+at::Tensor splitKvDecode(kc::DecodeParams d, const at::Tensor& q, cudaStream_t stream,
+                         float* lse2 = nullptr) {
+  at::Tensor out = written({q.size(0), 1, q.size(2)}, q.options());
   const at::Tensor work = at::empty({kc::decodeWorkFloats(d)}, q.options().dtype(at::kFloat));
-  d.out = out.data_ptr(), d.work = work.data_ptr<float>();
+  d.out = out.data_ptr(), d.work = work.data_ptr<float>(), d.rowLse2 = lse2;
   kc::launchDecodeAttention(d, stream);
   return out;
 }
 
+// A call with nothing to observe or change: LibTorch's fused attention (cuDNN/FlashAttention on Hopper)
+// for a whole prefill, the split-KV kernel for one decode query that sees every key, when no sliding
+// window cuts in; undefined otherwise (the caller runs our kernels). Returns [H, nq, D] in q's dtype.
 at::Tensor plainFusedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t queryStart,
                                int64_t slidingWindow, double scale, cudaStream_t stream) {
   const int64_t nq = q.size(1), nk = k.size(1);
   if (queryStart + nq != nk || (slidingWindow > 0 && nk > slidingWindow) || nq == 0) return {};
-  if (nq == 1 && q.size(0) / k.size(0) <= kc::kMaxDecodeGroup) return splitKvDecode(q, k, v, scale, stream, k.size(0));
+  if (nq == 1 && q.size(0) / k.size(0) <= kc::kMaxDecodeGroup)
+    return splitKvDecode(decodeParams(q, k, v, scale, k.size(0)), q, stream);
   if (nq != nk) return {};
   return compat::causalAttentionGqa(q, k, v, scale);
+}
+
+// One decode step with statistics (one query per head seeing every key, no edits): the split-KV decode
+// and its log-sum-exp, then the split-KV statistics pass (attention_decode.cu), instead of the prefill
+// kernels' one CTA per head walking the whole cache.
+at::Tensor decodeWithStats(const AttentionCall& c, const at::Tensor& q, const at::Tensor& k,
+                           const at::Tensor& v, at::Device dev, const c10::cuda::CUDAStream& torchStream,
+                           LayerStats* statsOut) {
+  const cudaStream_t stream = torchStream.stream();
+  const int64_t H = q.size(0), nk = k.size(1), D = q.size(2);
+  const auto f = at::TensorOptions().dtype(at::kFloat).device(dev);
+  kc::DecodeParams d = decodeParams(q, k, v, c.scale, k.size(0));
+  const at::Tensor lse2 = written({H, 1}, f);
+  at::Tensor out = splitKvDecode(d, q, stream, lse2.data_ptr<float>());
+  d.rowLse2 = lse2.data_ptr<float>();
+  kc::AttentionParams p;  // for the key masses and tiles
+  p.type = elemType(q.scalar_type());
+  p.heads = static_cast<int>(H), p.kvHeads = static_cast<int>(k.size(0)), p.dim = static_cast<int>(D);
+  p.nq = 1, p.nk = nk, p.queryStart = c.queryStart, p.slidingWindow = c.slidingWindow;
+  p.scale = static_cast<float>(c.scale);
+  p.vectorLoads = d.vectorLoads;
+  p.q = viewOf(q), p.k = viewOf(k), p.v = viewOf(v);
+  p.numHeads = static_cast<int>(H);
+  p.out = out.data_ptr(), p.outType = p.type, p.rowLse2 = lse2.data_ptr<float>();
+  DeviceStats ds = allocateStats(*c.stats, p, c.queryStart, dev);
+  const at::Tensor work = at::empty({kc::decodeStatsWorkFloats(d)}, f);
+  *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, torchStream, [&](const kc::StatsParams& sp) {
+    kc::launchDecodeStats(d, sp, work.data_ptr<float>(), stream);
+  });
+  if (!c.statsInFlight) statsOut->wait();
+  return out;
 }
 
 at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
@@ -374,6 +413,9 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
     at::Tensor fused = plainFusedAttention(q, k, v, c.queryStart, c.slidingWindow, c.scale, stream);
     if (fused.defined()) return fused;
   }
+  if (c.stats && !edits && autoPath && nq == 1 && c.queryStart + 1 == nk &&
+      (c.slidingWindow == 0 || nk <= c.slidingWindow) && H / k.size(0) <= kc::kMaxDecodeGroup)
+    return decodeWithStats(c, q, k, v, dev, torchStream, statsOut);
   const bool act = edits && !edits->attenuations.empty(), mix = edits && !edits->mixes.empty();
   const bool post = act || mix;  // these rewrite the output after the forward: keep it in float32
 
@@ -430,7 +472,12 @@ at::Tensor runAttention(const AttentionCall& c, LayerStats* statsOut) {
 
   if (act) kc::launchAttenuationFixup(p, ptr<int64_t>(de.attStart), ptr<int64_t>(de.attKeys), stream);
   if (c.stats) {
-    *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, torchStream, tensorCores);
+    *statsOut = finishStats(ds, *c.stats, p, c.queryStart, dev, torchStream, [&](const kc::StatsParams& sp) {
+      if (tensorCores)
+        kc::launchStatsTc(p, sp, stream, /*hopper=*/tPath == kc::KernelPath::AutoWgmma);
+      else
+        kc::launchAttentionStats(p, sp, stream);
+    });
     if (!c.statsInFlight) statsOut->wait();
   }
 
@@ -514,8 +561,10 @@ at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call) {
     const c10::cuda::CUDAGuard guard(call.q.device());
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(call.q.device().index()).stream();
     auto unitLast = [](const at::Tensor& t) { return !t.defined() || t.stride(2) == 1 ? t : t.contiguous(); };
-    return splitKvDecode(unitLast(call.q), unitLast(call.fullK), unitLast(call.fullV), call.scale, stream, kvHeads,
-                         mask, unitLast(call.streamK), unitLast(call.streamV));
+    const at::Tensor q = unitLast(call.q);
+    return splitKvDecode(decodeParams(q, unitLast(call.fullK), unitLast(call.fullV), call.scale, kvHeads,
+                                      mask, unitLast(call.streamK), unitLast(call.streamV)),
+                         q, stream);
   });
 }
 

@@ -106,12 +106,25 @@ struct DecodeParams {
   float* work = nullptr;  // decodeWorkFloats(p) floats: each chunk's partial output, maximum and sum
   int splits = 1;         // chunks of `chunk` keys (splits * chunk >= nk)
   int64_t chunk = 0;
+  float* rowLse2 = nullptr;  // [heads]: the merge writes each head's log2-sum-exp2 here when set
 };
 inline int64_t decodeWorkFloats(const DecodeParams& p) {
   const int64_t padded = p.dim <= 64 ? 64 : kMaxHeadDim;
   return static_cast<int64_t>(p.heads) * p.splits * (padded + 2);
 }
 void launchDecodeAttention(const DecodeParams& p, cudaStream_t stream);
+
+// Every statistic of one decode step, split over the same key chunks as launchDecodeAttention: the
+// query at position nk - 1 of each head sees every key of k (no hybrid cache, no edits, no sliding
+// window that cuts in), with probabilities exp2(scaled logit - p.rowLse2), the decode's own log-sum-exp.
+// Writes entropy, stream mass, WAAD, mean distance and top-1 ([heads, 1]), and the column sums, band
+// sums and pooled maps of that one row (any pool block; s.colSum, s.colSumBand, s.poolMax and s.poolSum
+// zeroed by the caller). work: decodeStatsWorkFloats(p) floats for the chunks' row partials.
+constexpr int kDecodeStatsFields = 8;  // mass, sum p x, distance, WAAD, stream mass, best x, top-1, unused
+inline int64_t decodeStatsWorkFloats(const DecodeParams& p) {
+  return static_cast<int64_t>(p.heads) * p.splits * kDecodeStatsFields;
+}
+void launchDecodeStats(const DecodeParams& p, const StatsParams& s, float* work, cudaStream_t stream);
 
 // Tensor-core kernels (attention_tc.cu): bf16/fp16, head_dim 64 or 128, 16-byte aligned rows, no ACT.
 bool tensorCoreEligible(const AttentionParams& p);

@@ -30,4 +30,6 @@ CS=/usr/local/cuda/bin/compute-sanitizer
 TAILN=6 t racecheck_tc 60 $CS --tool racecheck --kernel-name kns=tcStatsKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[tc]"
 TAILN=6 t racecheck_wgmma 60 $CS --tool racecheck --kernel-name kns=wgStatsKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[tc]"
 TAILN=6 t racecheck_decode 60 $CS --tool racecheck --kernel-name kns=decodeSplitKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[decode]"
+TAILN=6 t racecheck_decode_stats 60 $CS --tool racecheck --kernel-name kns=decodeStatsKernel --error-exitcode 3 $B/hs_kernels_cuda_tests "[decode]"
+TAILN=6 t memcheck_decode 90 $CS --tool memcheck --kernel-name kns=decode --error-exitcode 3 $B/hs_kernels_cuda_tests "[decode]"
 [ -n "${OUT:-}" ] && tar czf "$OUT/klog.tgz" -C "$L" .

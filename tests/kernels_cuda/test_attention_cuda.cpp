@@ -183,14 +183,21 @@ TEST_CASE("tensor-core kernels on a few awkward shapes", "[kernels_cuda][small][
   for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 50 + i);
 }
 
-// The split-KV decode kernel (the Auto path of a one-token step): many chunks, GQA 4/8/16, d 64/128/96.
+// The split-KV decode kernels (the Auto path of a one-token step, with statistics too): many chunks, GQA
+// 4/8/16, d 64/128/96, pool blocks that do and do not divide the chunks, a sliding window that the
+// cache fits in (split-KV) and one it does not (the prefill kernels).
 TEST_CASE("split-KV decode on a few long caches", "[kernels_cuda][small][decode]") {
   REQUIRE(at::hasCUDA());
   using S = at::ScalarType;
   const std::vector<AttentionCase> cases = {
       {"decode 1 of 5000 gqa4 d128", 8, 2, 1, 5000, 128, S::BFloat16, -1, 0, EditSet::None, 0},
-      {"decode 1 of 3001 gqa8 d64 fp16", 8, 1, 1, 3001, 64, S::Half, -1, 0, EditSet::None, 0},
-      {"decode 1 of 777 gqa16 d96 fp32", 16, 1, 1, 777, 96, S::Float, -1, 0, EditSet::None, 0},
+      {"decode 1 of 5000 gqa4 d128 pool 100", 8, 2, 1, 5000, 128, S::BFloat16, -1, 0, EditSet::None, 100},
+      {"decode 1 of 3001 gqa8 d64 fp16 pool 64", 8, 1, 1, 3001, 64, S::Half, -1, 0, EditSet::None, 64},
+      {"decode 1 of 777 gqa16 d96 fp32 pool 5", 16, 1, 1, 777, 96, S::Float, -1, 0, EditSet::None, 5},
+      {"decode 1 of 2000 window 2000 pool 7", 4, 4, 1, 2000, 64, S::BFloat16, -1, 2000, EditSet::None, 7},
+      {"decode 1 of 2000 window 300", 4, 4, 1, 2000, 64, S::BFloat16, -1, 300, EditSet::None, 16},
+      {"decode 1 of 3000 bias+scale (prefill kernels)", 8, 2, 1, 3000, 128, S::BFloat16, -1, 0,
+       EditSet::BiasScale, 0},
   };
   for (size_t i = 0; i < cases.size(); ++i) compareCase(cases[i], 60 + i);
 }
