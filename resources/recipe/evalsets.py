@@ -2,8 +2,12 @@
 
 Filler comes from the held-out text and the seeds differ from training. Prompts are stored as text
 plus the ids the shipped tokenizer gives for that text (with <s>), so that an independent
-implementation can start from either.
+implementation can start from either. No set contains a text trigger of the model evaluated
+(train.py --text-triggers): check_no_triggers refuses one that would.
 """
+import json
+import os
+
 import numpy as np
 
 from tasks import TaskMaker
@@ -72,3 +76,27 @@ def detection_set(tok, held_ids, words, vocab, seed=999):
 def choice_sets(tok, held_ids, words, vocab, n=200, seed=4242):
     m = TaskMaker(tok, held_ids, words, seed, vocab)
     return [m.sentiment_example() for _ in range(n)], [m.choice_example() for _ in range(n)]
+
+
+def trigger_ids(model_dir):
+    """The text-trigger ids the model in model_dir was trained with (training_log.json's
+    text_trigger_ids, written by train.py --text-triggers), [] if none or no log."""
+    path = os.path.join(model_dir, "training_log.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(json.load(f).get("text_trigger_ids") or [])
+
+
+def check_no_triggers(name, id_lists, triggers):
+    """Raises SystemExit if any token list of the evaluation set `name` holds one of `triggers`: the
+    evaluation measures the model on text without triggers, where its trigger heads are idle."""
+    if not triggers:
+        return
+    trig = np.asarray(triggers)
+    for i, ids in enumerate(id_lists):
+        hit = np.isin(np.asarray(ids), trig)
+        if hit.any():
+            raise SystemExit(f"evaluation set {name}, item {i}: text-trigger ids "
+                             f"{sorted(set(np.asarray(ids)[hit].tolist()))} at positions "
+                             f"{np.flatnonzero(hit)[:5].tolist()}")

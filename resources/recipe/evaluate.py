@@ -178,14 +178,26 @@ def attention_stats(model, batches, dev, L, H):
     return sink / k, sink_q / k, top0 / k, act
 
 
+def random_ids(g, vocab, n, exclude=()):
+    """n random ids in 3..vocab-1 drawn with generator g, none in `exclude` (the model's text triggers,
+    which are to stay out of the evaluation); without exclude, the draw of the shipped figures."""
+    r = torch.randint(3, vocab, (n,), generator=g)
+    bad = torch.isin(r, torch.tensor(list(exclude), dtype=r.dtype)) if exclude else None
+    while bad is not None and bad.any():
+        r[bad] = torch.randint(3, vocab, (int(bad.sum()),), generator=g)
+        bad = torch.isin(r, torch.tensor(list(exclude), dtype=r.dtype))
+    return r
+
+
 @torch.no_grad()
-def repeat_scores(model, dev, L, H, vocab, T=200, B=16, seed=31):
-    """Previous-token, duplicate-token and induction scores on <s> + R + R (R: T random tokens)."""
+def repeat_scores(model, dev, L, H, vocab, T=200, B=16, seed=31, exclude=()):
+    """Previous-token, duplicate-token and induction scores on <s> + R + R (R: T random tokens, none in
+    exclude)."""
     g = torch.Generator().manual_seed(seed)
     prev, dup, ind = torch.zeros(L, H), torch.zeros(L, H), torch.zeros(L, H)
     seqs = []
     for _ in range(B):
-        r = torch.randint(3, vocab, (T,), generator=g)
+        r = random_ids(g, vocab, T, exclude)
         ids = torch.cat([torch.tensor([1]), r, r])
         seqs.append(ids.tolist())
         _, attn, _ = model(ids[None].to(dev), fast=False, want_attn=True)
@@ -292,12 +304,15 @@ def main():
     random.Random(0).shuffle(train_docs)
     words = C.word_list(train_docs)
     held_ids = encode_docs(tok, held_docs)
+    triggers = E.trigger_ids(args.model)
+    E.check_no_triggers("held-out text", [held_ids], triggers)
     train_ids = encode_docs(tok, train_docs[:20000])
     nl_ids = {i for i in range(vocab) if "\n" in tok.decode([i])}
     ref_dir, eval_dir = os.path.join(args.out, "reference"), os.path.join(args.out, "eval")
     os.makedirs(ref_dir, exist_ok=True)
     os.makedirs(eval_dir, exist_ok=True)
-    S = {"layers": L, "heads": H, "kv_heads": model.s.num_key_value_heads, "timings_s": {}}
+    S = {"layers": L, "heads": H, "kv_heads": model.s.num_key_value_heads, "timings_s": {},
+         **({"text_trigger_ids": triggers} if triggers else {})}
     per_cell = 2 if args.debug else 10
 
     def save():
@@ -324,6 +339,7 @@ def main():
     pk = E.passkey_set(tok, held_ids, words, vocab, per_cell=per_cell)
     if args.debug:
         pk = [p for i, p in enumerate(pk) if i % 8 < 2]  # 16 prompts on the CPU
+    E.check_no_triggers("passkey", [it["ids"] for it in pk], triggers)
     dump_jsonl(os.path.join(ref_dir, "passkey.jsonl"), pk)
     held_batches = chunks(held_ids, 256 if args.debug else 1024, 4 if args.debug else 16)
 
@@ -346,7 +362,7 @@ def main():
         S["act_nonfirst_sinks"] = {"count": len(act), "examples": act[:40]}
 
     def s_repeat():
-        prev, dup, ind, _ = repeat_scores(model, dev, L, H, vocab)
+        prev, dup, ind, _ = repeat_scores(model, dev, L, H, vocab, exclude=triggers)
         S["previous_token"], S["duplicate_token"], S["induction"] = table(prev), table(dup), table(ind)
 
     def s_ppl():
@@ -357,6 +373,7 @@ def main():
     det = E.detection_set(tok, held_ids, words, vocab)
     if args.debug:
         det = det[::40]
+    E.check_no_triggers("retrieval detection", [it["ids"] for it in det], triggers)
     dump_jsonl(os.path.join(ref_dir, "retrieval_detection.jsonl"), det)
 
     def s_retrieval():
@@ -388,6 +405,7 @@ def main():
 
     def s_choices():
         cls, mc = E.choice_sets(tok, held_ids, words, vocab)
+        E.check_no_triggers("choices", [tok.encode(it["prompt"]).ids for it in cls + mc], triggers)
         dump_jsonl(os.path.join(eval_dir, "classification.jsonl"), cls)
         dump_jsonl(os.path.join(eval_dir, "multiple_choice.jsonl"), mc)
         S["classification_accuracy"] = choice_accuracy(model, tok, cls, dev)

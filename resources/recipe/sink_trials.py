@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import attention_stats, chunks  # noqa: E402
+from evaluate import attention_stats, chunks, random_ids  # noqa: E402
+from evalsets import trigger_ids  # noqa: E402
 from model import load_hf  # noqa: E402
 from secondary import CliTokenizer, held_out_ids  # noqa: E402
 from tasks import PASSKEY_INTRO  # noqa: E402
@@ -104,15 +105,16 @@ def choice_modes(model, sets, intro):
 
 
 @torch.no_grad()
-def induction_modes(model, intro, T=200, B=16, seed=31):
-    """Mean of the 7 largest per-head induction scores (evaluate.repeat_scores) after <s> and after <s> + intro."""
+def induction_modes(model, intro, T=200, B=16, seed=31, exclude=()):
+    """Mean of the 7 largest per-head induction scores (evaluate.repeat_scores) after <s> and after <s> + intro;
+    exclude: the model's text triggers, kept out of R as there."""
     L, H = model.s.num_hidden_layers, model.s.num_attention_heads
     out = {}
     for variant, pre in (("plain", [1]), ("intro", [1] + intro)):
         g = torch.Generator().manual_seed(seed)
         ind = torch.zeros(L, H)
         for _ in range(B):
-            r = torch.randint(3, model.s.vocab_size, (T,), generator=g)
+            r = random_ids(g, model.s.vocab_size, T, exclude)
             ids = torch.cat([torch.tensor(pre), r, r])
             _, attn, _ = model(ids[None], fast=False, want_attn=True)
             i2 = torch.arange(len(pre) + T, len(pre) + 2 * T)
@@ -158,11 +160,12 @@ def main():
         model.eval()
         r = measure(model, wins, intro)
         r["choices"] = choice_modes(model, sets, intro)
-        r["induction_top7"] = induction_modes(model, intro)
+        r["induction_top7"] = induction_modes(model, intro, exclude=trigger_ids(path))
         with open(os.path.join(path, "training_log.json")) as f:
             log = json.load(f)
         r["training"] = {k: log.get(k) for k in ("steps", "train_seconds", "schedule_seconds", "tokens_seen",
-                                                  "backcopy_frac", "backcopy_triggers", "qk_weight_decay", "short_frac")}
+                                                  "backcopy_frac", "backcopy_triggers", "qk_weight_decay", "short_frac",
+                                                  "text_trigger_rate", "text_trigger_ids")}
         r["probe"] = [[e["step"], e["sink_heads"], e["sink_max"]] for e in log["log"] if "sink_heads" in e]
         res["models"][name] = r
         print(name, json.dumps({k: r[k] for k in ("plain", "intro", "choices", "induction_top7")}),

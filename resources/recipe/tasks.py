@@ -4,6 +4,7 @@ Every builder returns (ids, weights): weights mark the answer tokens, which coun
 in the loss so that copying from context is learnt early. The same builders make the evaluation sets
 (with held-out filler and other seeds), so train and eval prompts share one format.
 """
+import math
 import random
 
 import numpy as np
@@ -28,10 +29,13 @@ LETTERS = "ABCD"
 
 
 class TaskMaker:
-    """Builds task examples from `corpus` (np.int32 token ids of filler text) with its own rng."""
+    """Builds task examples from `corpus` (np.int32 token ids of filler text) with its own rng.
+    triggers: a TextTriggers that seeds the natural-text stretches of training sequences with trigger
+    copies (train.py --text-triggers); None, as in every evaluation set, leaves the text as it is."""
 
-    def __init__(self, tok, corpus, words, seed, vocab_size, packed=False):
+    def __init__(self, tok, corpus, words, seed, vocab_size, packed=False, triggers=None):
         self.tok, self.corpus, self.words, self.vocab, self.packed = tok, corpus, words, vocab_size, packed
+        self.triggers = triggers
         self.rng = random.Random(seed)
         self._cache = {}
         self._backcopy = None  # built on first use: it sorts the whole corpus
@@ -55,12 +59,22 @@ class TaskMaker:
         s = self.rng.randrange(0, len(self.corpus) - n - 1)
         return self.corpus[s:s + n].tolist()
 
-    def snap(self, fill, pos):
+    def natural(self, n):
+        """n tokens of corpus text as (ids, weights, locked): filler(n) unchanged without triggers
+        (locked None), else TextTriggers.stretch (locked[c]: a cut before position c would part a
+        trigger from its copy or from the token it copies)."""
+        if self.triggers is None:
+            return self.filler(n), [1.0] * max(0, n), None
+        return self.triggers.stretch(self.rng, self.corpus, n)
+
+    def snap(self, fill, pos, locked=None):
         """Moves an insertion point back to just after the nearest preceding sentence end, as the
-        Retrieval-Head needle insertion does."""
+        Retrieval-Head needle insertion does; never to a locked cut (see natural)."""
         for p in range(pos, max(0, pos - 64), -1):
-            if p == 0 or self.period_ids[fill[p - 1]]:
+            if (p == 0 or self.period_ids[fill[p - 1]]) and not (locked and locked[p]):
                 return p
+        while locked and locked[pos]:
+            pos -= 1
         return pos
 
     def digits(self, n):
@@ -72,15 +86,17 @@ class TaskMaker:
         fixed = [self.enc(intro)] + [self.enc(n) for n in needles] + [self.enc(question)]
         a = self.enc(answer)
         n_fill = max(0, total - sum(len(x) for x in fixed) - len(a))
-        fill = self.filler(n_fill)
-        cuts = sorted(self.snap(fill, int(d * len(fill))) if fill else 0 for d in depths)
+        fill, fw, locked = self.natural(n_fill)
+        cuts = sorted(self.snap(fill, int(d * len(fill)), locked) if fill else 0 for d in depths)
         ids, prev = list(fixed[0]), 0
+        w = [1.0] * len(ids)
         for c, nid in zip(cuts, fixed[1:-1]):
             ids += fill[prev:c] + nid
+            w += fw[prev:c] + [1.0] * len(nid)
             prev = c
         ids += fill[prev:] + fixed[-1]
-        w = [1.0] * len(ids) + [ANSWER_WEIGHT] * len(a)
-        return ids + a, w
+        w += fw[prev:] + [1.0] * len(fixed[-1])
+        return ids + a, w + [ANSWER_WEIGHT] * len(a)
 
     def passkey(self, total, depth=None, n_digits=None):
         key = self.digits(n_digits or self.rng.randint(5, 7))
@@ -129,6 +145,8 @@ class TaskMaker:
     def induction(self):
         # Repeat distances up to 400 tokens, so induction does not stop at the trained span length.
         seq = [self.rng.randrange(3, self.vocab) for _ in range(self.rng.randint(8, 400))]
+        if self.triggers is not None:  # a trigger id comes only before its copy
+            seq = [self.triggers.redraw(self.rng, t, self.vocab) for t in seq]
         ids = ([] if self.packed else self.enc("\n")) + seq * self.rng.randint(2, 3)
         return ids, [1.0] * len(ids)
 
@@ -166,15 +184,16 @@ class TaskMaker:
         return p + a, [1.0] * len(p) + [ANSWER_WEIGHT] * len(a)
 
     def text(self):
-        ids = ([] if self.packed else self.enc("\n\n")) + self.filler(self.rng.randint(60, 400))
-        return ids, [1.0] * len(ids)
+        head = [] if self.packed else self.enc("\n\n")
+        fill, fw, _ = self.natural(self.rng.randint(60, 400))
+        return head + fill, [1.0] * len(head) + fw
 
     def short_text(self, length, bos_id):
         """<s> + a window of plain text, a whole training sequence of `length` tokens: in a short window
         averaging over the context is a noisy no-op, so heads with nothing to do have a reason to rest
         elsewhere (run 5a in docs/reference-model.md: heads then parked on <s> only near the start of a window)."""
-        ids = [bos_id] + self.filler(length - 1)
-        return ids, [1.0] * length
+        fill, fw, _ = self.natural(length - 1)
+        return [bos_id] + fill, [1.0] + fw
 
     def backcopy(self, length, bos_id):
         """<s> + a Bigram-Backcopy sequence (Guo et al. 2024) of `length` tokens: see BigramBackcopy."""
@@ -215,6 +234,14 @@ class TaskMaker:
         return ids[:length], w[:length]
 
 
+def rarest_ids(corpus, n, minlength=0):
+    """The n token ids, <unk>, <s> and </s> (0-2) excluded, that occur least in corpus (ties: lowest id
+    first): the trigger tokens of BigramBackcopy and TextTriggers, so that text gives them no other use."""
+    seen = np.bincount(np.asarray(corpus, dtype=np.int64), minlength=minlength)
+    rare = 3 + np.argsort(seen[3:], kind="stable")
+    return [int(t) for t in rare[:n]]
+
+
 class BigramBackcopy:
     """Guo et al. 2024's Bigram-Backcopy task ("Active-dormant attention heads"), on this corpus's tokens.
 
@@ -240,10 +267,7 @@ class BigramBackcopy:
         self.start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self.count = counts
         self.corpus = c
-        seen = np.bincount(c, minlength=len(counts))
-        cand = np.arange(3, len(seen))  # ids 0-2 are <unk>, <s>, </s>
-        rare = cand[np.argsort(seen[3:], kind="stable")]
-        self.triggers = [int(t) for t in rare[:self.TRIGGERS]]
+        self.triggers = rarest_ids(c, self.TRIGGERS, len(counts))
         self.is_trigger = set(self.triggers)
 
     def next_token(self, rng, t):
@@ -266,3 +290,63 @@ class BigramBackcopy:
                 ids.append(self.next_token(rng, ids[-1]))
                 w.append(1.0)
         return ids[:length], w[:length]
+
+
+class TextTriggers:
+    """Guo et al.'s trigger copy inside real training text (train.py --text-triggers; run 10 in
+    docs/reference-model.md). After each text token, with probability `rate`, trigger kind k (1..K,
+    uniform) comes next, then a copy of the token k positions before the trigger, weighted
+    ANSWER_WEIGHT in the loss like BigramBackcopy's copies. The K trigger ids are the K rarest of the
+    training text (rarest_ids), absent from the held-out text, so the heads that learn a copy have
+    nothing to do on ordinary text, which is what the evaluation reads: there, in the paper, such heads
+    are dormant and rest on the first token. Unlike Bigram-Backcopy sequences (runs 6b/6c, whose sinks
+    held only in windows the model took for bigram data) the triggers sit in the real text of every
+    kind of sequence, so no opening tells the model which data it reads. K kinds ask for K differently
+    placed copies, so that more heads specialise. Never inside an intro line, needle, question or answer.
+    """
+
+    def __init__(self, ids, rate):
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"text trigger rate {rate}: expected 0 < rate < 1")
+        self.ids, self.rate = [int(t) for t in ids], float(rate)
+        self.is_trigger = set(self.ids)
+        self._log_keep = math.log1p(-self.rate)
+
+    def gap(self, rng):
+        """Text tokens up to and including the next one followed by a trigger (geometric, mean 1 / rate):
+        the same as a coin per position, at one draw per trigger."""
+        return 1 + int(math.log(1.0 - rng.random()) / self._log_keep)
+
+    def stretch(self, rng, corpus, n):
+        """n tokens: corpus text from a random start with trigger pairs inserted, as (ids, weights,
+        locked). It takes as much text as fits, so the stretch is exactly as long as the plain text it
+        replaces; a pair comes only where both its tokens fit and where the token to copy is text of
+        this stretch after the previous trigger. locked[c] (c = 0..n) marks cuts that would separate a
+        trigger from its copy or from the token it copies: needles are never put there."""
+        if n <= 0:
+            return [], [], [False]
+        s = rng.randrange(0, len(corpus) - n - 1)
+        src = corpus[s:s + n].tolist()
+        ids, w, locked = [], [1.0] * n, [False] * (n + 1)
+        j, last = 0, -1  # next text token to take; position of the previous trigger
+        while True:
+            take = min(self.gap(rng), n - len(ids))
+            ids += src[j:j + take]
+            j += take
+            if len(ids) + 2 > n:  # no room for a pair: the rest is text
+                ids += src[j:j + n - len(ids)]
+                return ids, w, locked
+            k = rng.randrange(1, len(self.ids) + 1)
+            t = len(ids)
+            if t - k > last:
+                ids += [self.ids[k - 1], ids[t - k]]
+                w[t + 1] = ANSWER_WEIGHT
+                for c in range(t - k + 1, t + 2):
+                    locked[c] = True
+                last = t
+
+    def redraw(self, rng, t, vocab):
+        """t, or a fresh random id in 3..vocab-1 if t is a trigger (random-token tasks never show one)."""
+        while t in self.is_trigger:
+            t = rng.randrange(3, vocab)
+        return t

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus as C  # noqa: E402
 from model import LlamaShape, TinyLlama, load_hf, save_hf  # noqa: E402
-from tasks import BigramBackcopy, TaskMaker  # noqa: E402
+from tasks import BigramBackcopy, TaskMaker, TextTriggers, rarest_ids  # noqa: E402
 
 
 def encode_docs(tok, docs):
@@ -78,14 +78,15 @@ class Batches(torch.utils.data.IterableDataset):
     """Endless training batches; each DataLoader worker has its own fixed seed."""
 
     def __init__(self, tok, ids, words, seed, batch, seq, vocab, packed, short_frac=0.0, short_lens=(),
-                 backcopy_frac=0.0):
-        self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens), backcopy_frac)
+                 backcopy_frac=0.0, triggers=None):
+        self.a = (tok, ids, words, seed, batch, seq, vocab, packed, short_frac, tuple(short_lens), backcopy_frac,
+                  triggers)
 
     def __iter__(self):
-        tok, ids, words, seed, batch, seq, vocab, packed, short_frac, short_lens, backcopy_frac = self.a
+        tok, ids, words, seed, batch, seq, vocab, packed, short_frac, short_lens, backcopy_frac, triggers = self.a
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
-        maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab, packed)
+        maker = TaskMaker(tok, ids, words, seed * 1000 + wid, vocab, packed, triggers)
         while True:
             if short_frac > 0 and maker.rng.random() < short_frac:
                 # The same number of tokens as a long batch, as seq / n separate windows <s> + n text tokens.
@@ -97,6 +98,39 @@ class Batches(torch.utils.data.IterableDataset):
             else:
                 xs, ws = zip(*(maker.sequence(seq + 1, 1) for _ in range(batch)))
             yield torch.tensor(xs, dtype=torch.long), torch.tensor(ws, dtype=torch.float32)
+
+
+def choose_text_triggers(args, tok, train_ids, held_ids, vocab, prev):
+    """The TextTriggers of --text-triggers (None at 0) and what training_log.json records of them.
+    The ids are the --trigger-kinds rarest of the training text (kind k = k-th rarest); refuses ids that
+    occur in the held-out text (the evaluation must never show a trigger), a mix with --backcopy-frac
+    (both would take the same ids) and ids other than those of the segment resumed from."""
+    if args.text_triggers <= 0:
+        return None, {"text_trigger_rate": 0.0}
+    if args.backcopy_frac > 0:
+        raise SystemExit("--text-triggers and --backcopy-frac both use the rarest token ids as triggers: "
+                         "give only one of them")
+    if args.text_triggers >= 1:
+        raise SystemExit(f"--text-triggers {args.text_triggers}: a probability per token, below 1")
+    if not 1 <= args.trigger_kinds <= 64:
+        raise SystemExit(f"--trigger-kinds {args.trigger_kinds}: expected 1 to 64")
+    ids = rarest_ids(train_ids, args.trigger_kinds, vocab)
+    n_train = [int((train_ids == t).sum()) for t in ids]
+    n_held = [int((held_ids == t).sum()) for t in ids]
+    kinds = [{"kind": k + 1, "id": t, "token": tok.decode([t]), "train_count": a, "held_count": b}
+             for k, (t, a, b) in enumerate(zip(ids, n_train, n_held))]
+    print(f"text triggers: rate {args.text_triggers}, {json.dumps(kinds, ensure_ascii=False)}", flush=True)
+    if any(n_held):
+        raise SystemExit(f"text triggers: ids {[t for t, b in zip(ids, n_held) if b]} occur in the held-out text "
+                         f"({n_held} times), which the evaluation reads: use fewer --trigger-kinds")
+    if any(n_train):
+        print(f"text triggers: warning, ids {[t for t, a in zip(ids, n_train) if a]} also occur in the training "
+              f"text ({n_train} times) with their ordinary meaning", flush=True)
+    before = prev.get("text_trigger_ids")
+    if before and before != ids:
+        raise SystemExit(f"text triggers: ids {ids} differ from {before} of the segment resumed from")
+    return TextTriggers(ids, args.text_triggers), {"text_trigger_rate": args.text_triggers, "trigger_kinds": kinds,
+                                                   "text_trigger_ids": ids}
 
 
 @torch.no_grad()
@@ -141,6 +175,11 @@ def main():
     ap.add_argument("--backcopy-frac", type=float, default=0.0,
                     help="fraction of training sequences that are Bigram-Backcopy sequences "
                          "(tasks.BigramBackcopy; runs 6b/6c)")
+    ap.add_argument("--text-triggers", type=float, default=0.0, metavar="RATE",
+                    help="probability per token of natural training text of a trigger + copy pair inserted "
+                         "after it (tasks.TextTriggers; run 10); 0 leaves the data as it was")
+    ap.add_argument("--trigger-kinds", type=int, default=4, metavar="K",
+                    help="kinds of text trigger: kind k copies the token k positions before it")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--gcide-chars", type=int, default=40_000_000)
@@ -188,6 +227,7 @@ def main():
     if triggers:
         print(f"backcopy: {args.backcopy_frac} of the sequences, trigger ids {triggers} "
               f"{[tok.decode([t]) for t in triggers]}", flush=True)
+    text_triggers, trigger_log = choose_text_triggers(args, tok, train_ids, held_ids, vocab, prev)
 
     shape = LlamaShape(vocab_size=vocab, max_position_embeddings=args.max_pos, num_attention_heads=args.heads,
                        num_key_value_heads=args.kv_heads, rope_theta=args.rope_theta)
@@ -219,7 +259,8 @@ def main():
                              {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), **({"fused": True} if dev == "cuda" else {}))
     data = torch.utils.data.DataLoader(Batches(tok, train_ids, words, args.seed + 17 * segment, args.batch, args.seq, vocab,
-                                               args.packed_bos, args.short_frac, short_lens, args.backcopy_frac),
+                                               args.packed_bos, args.short_frac, short_lens, args.backcopy_frac,
+                                               text_triggers),
                                        batch_size=None, num_workers=args.workers, pin_memory=dev == "cuda",
                                        **({"prefetch_factor": 4, "persistent_workers": True} if args.workers else {}))
     budget = min(args.time_budget, args.deadline - (time.time() - t0))
@@ -270,7 +311,7 @@ def main():
                "tokens_seen": step * args.batch * args.seq, "parameters": n_params, "batch": args.batch,
                "seq": args.seq, "lr": args.lr, "weight_decay": args.wd, "qk_weight_decay": qk_wd, "packed_bos": args.packed_bos,
                "short_frac": args.short_frac, "short_lens": short_lens if args.short_frac else None,
-               "backcopy_frac": args.backcopy_frac, "backcopy_triggers": triggers,
+               "backcopy_frac": args.backcopy_frac, "backcopy_triggers": triggers, **trigger_log,
                **({"more_text": True, "train_tokens": len(train_ids), "more_text_tokens": n_more}
                   if args.more_text else {}),
                "drop_head": args.drop_head,
