@@ -139,6 +139,7 @@ HybridLayerView KvCache::stage(int layer, const at::Tensor& k, const at::Tensor&
   HybridLayerView view;
   view.position0 = length_;
   view.fullQueryHeads = s.fullQueryHeads;
+  view.fullHeadIndex = s.fullHeadIndex;
   view.streamQueryHeads = s.streamQueryHeads;
   view.streamKvHead.assign(static_cast<size_t>(kvHeads_), false);
   for (int h : s.streamHeads) view.streamKvHead[static_cast<size_t>(h)] = true;

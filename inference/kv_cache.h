@@ -36,6 +36,7 @@ struct HybridLayerView {
   // Both stores hold their KV heads in ascending order (streamKvHead tells which is which).
   // Full heads: keys/values [KVHf, length()+n, D] at positions 0.., and the query heads they serve.
   at::Tensor fullKeys, fullValues, fullQueryHeads;  // fullQueryHeads: int64 [KVHf * G] on the device
+  at::Tensor fullHeadIndex;  // int64 [KVHf] on the device: the full store's KV heads (made once per cache)
   // Streaming heads, keys/values [KVHs, m, D] and their query heads (int64 [KVHs * G]).
   //  - maskFree (one new token): the compact store (sink, then ring order) with the new token written in
   //    place; it sees every entry.

@@ -25,6 +25,15 @@ std::vector<int64_t> streamPositions(const HybridLayerView& v, const HybridLayou
   return pos;
 }
 
+// Copies a host index list to `device`. On CUDA from pinned memory without waiting (LibTorch's host
+// allocator keeps the block until the copy is done): a pageable copy would drain the GPU's queue once
+// per observed layer and decode step.
+at::Tensor indexOnDevice(const std::vector<int64_t>& v, at::Device device) {
+  const auto host = at::tensor(v, at::kLong);
+  if (!device.is_cuda()) return host.to(device);
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 // The KV heads of the streaming (or the full) store, in store order: ascending (HybridLayerView).
 std::vector<int64_t> storeHeads(const HybridLayerView& v, bool streaming) {
   std::vector<int64_t> out;
@@ -78,12 +87,11 @@ HybridAsFull hybridAsFull(const HybridLayerView& view, const HybridLayout& layou
   out.keys = at::zeros({kvHeads, end, like.size(2)}, like.options());
   out.values = at::zeros_like(out.keys);
   if (view.fullQueryHeads.numel() > 0) {
-    const auto full = at::tensor(storeHeads(view, false), at::kLong).to(like.device());
-    out.keys.index_copy_(0, full, view.fullKeys);
-    out.values.index_copy_(0, full, view.fullValues);
+    out.keys.index_copy_(0, view.fullHeadIndex, view.fullKeys);
+    out.values.index_copy_(0, view.fullHeadIndex, view.fullValues);
   }
   const int64_t m = view.streamKeys.size(1);
-  const auto positions = at::tensor(streamPositions(view, layout, m), at::kLong).to(like.device());
+  const auto positions = indexOnDevice(streamPositions(view, layout, m), like.device());
   const auto stream = storeHeads(view, true);
   for (size_t j = 0; j < stream.size(); ++j) {
     const auto jj = static_cast<int64_t>(j);

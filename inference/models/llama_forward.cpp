@@ -7,6 +7,8 @@
 #include <cmath>
 #include <optional>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "inference/models/hybrid_attention.h"
 #include "inference/models/model.h"
@@ -39,6 +41,27 @@ bool instrumented(int l, const ForwardOptions& o) {
   const auto e = o.hooks->edits.find(l);
   return (e != o.hooks->edits.end() && !e->second.empty()) || statsWanted(l, o) ||
          static_cast<bool>(o.hooks->probe);
+}
+
+// Appends t's smallest and largest value (device tensors) to `out`, nothing for an empty t. Both are
+// finite exactly when every value of t is (aminmax propagates NaN): one reduction kernel, where
+// isfinite().all() launches five (==, abs, !=, *, all) for every layer of every decode step.
+void appendExtremes(const at::Tensor& t, std::vector<at::Tensor>& out) {
+  if (t.numel() == 0) return;
+  auto [lo, hi] = at::aminmax(t.requires_grad() ? t.detach() : t);  // a check, not part of any graph
+  out.push_back(std::move(lo));
+  out.push_back(std::move(hi));
+}
+
+// Index of the first NaN/Inf among one-element tensors, read to the host in one copy (which waits
+// for the device), or -1.
+int64_t firstNonFinite(const std::vector<at::Tensor>& values) {
+  if (values.empty()) return -1;
+  const auto host = at::stack(values).to(at::kCPU, at::kDouble).contiguous();
+  const double* p = host.data_ptr<double>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
 }
 
 bool wantsGrad(const ForwardOptions& o) {
@@ -158,9 +181,9 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
   Progress local;
   Progress& progress = o.progress ? *o.progress : local;
   const RopeTables rope = ropeTables(config_, pos0, h.size(0), h.device(), h.scalar_type());
-  // One finiteness flag per layer, read once after the last layer: a read per layer would stall the
-  // GPU's queue 32 times per decode step.
-  std::vector<at::Tensor> finite;
+  // Each layer's smallest and largest hidden value (appendExtremes), read once after the last layer: a
+  // read per layer would stall the GPU's queue 32 times per decode step.
+  std::vector<at::Tensor> extremes;
   // Statistics travel to the host while later layers run (AttentionCall::statsInFlight); they hold
   // their values once this returns, or throws (the guard waits, its errors giving way to the first).
   struct StatsArrival {
@@ -195,7 +218,7 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
       const auto out =
           tap({Hook::MlpOut, l}, mlp(w, rmsNorm(h, w.postNorm, config_.rmsNormEps), o.mlpChunkTokens), o);
       h = tap({Hook::ResidPost, l}, h + out, o);
-      finite.push_back(h.isfinite().all());
+      appendExtremes(h, extremes);
     } catch (const c10::OutOfMemoryError&) {
       throw;
     } catch (const c10::Error& e) {
@@ -203,18 +226,18 @@ at::Tensor Model::runLayers(at::Tensor h, int first, int last, KvCache& cache, i
     }
     progress.report(static_cast<double>(l + 1) / static_cast<double>(config_.numLayers), "forward");
   }
-  if (!finite.empty()) {
-    at::Tensor flags;
+  if (!extremes.empty()) {
+    int64_t nonFinite = -1;
     try {
-      flags = at::stack(finite).to(at::kCPU);  // waits for the device: late CUDA errors show here
+      nonFinite = firstNonFinite(extremes);  // waits for the device: late CUDA errors show here
     } catch (const c10::OutOfMemoryError&) {
       throw;
     } catch (const c10::Error& e) {
       throw layerError(e, "layers " + std::to_string(first) + ".." + std::to_string(last - 1),
                        "model.layers");
     }
-    if (!flags.all().item<bool>()) {
-      const int bad = first + static_cast<int>(flags.logical_not().nonzero()[0][0].item<int64_t>());
+    if (nonFinite >= 0) {
+      const int bad = first + static_cast<int>(nonFinite / 2);  // two values per layer
       throw Error(ErrorKind::Numerical,
                   "hidden state became NaN/Inf in layer " + std::to_string(bad) +
                       " (check the weights of that layer, e.g. with --check-weights)",
@@ -258,7 +281,9 @@ at::Tensor Model::forward(const std::vector<TokenId>& ids, KvCache& cache, const
     guard.done = true;
     if (!o.allLogits) h = h.narrow(0, n - 1, 1);
     auto logits = unembed(h, o);
-    check(logits.isfinite().all().item<bool>(), ErrorKind::Numerical,
+    std::vector<at::Tensor> logitExtremes;
+    appendExtremes(logits, logitExtremes);
+    check(firstNonFinite(logitExtremes) < 0, ErrorKind::Numerical,
           "logits contain NaN/Inf (lm_head or final norm weights?)", dir_, "lm_head.weight");
     return logits;
   } catch (const c10::OutOfMemoryError& e) {

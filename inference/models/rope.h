@@ -11,10 +11,11 @@ namespace hs {
 // "dynamic" (NTK), which transformers recomputes from the largest position of each call.
 at::Tensor ropeInverseFrequencies(const ModelConfig& config, int64_t seqLen);
 
-// cos/sin [1, n, rotaryDim] for the positions of one forward call, in the compute dtype: built once
-// per call and shared by q and k of every layer.
+// cos and sin [1, n, rotaryDim] for the positions of one forward call, in the compute dtype: built once
+// per call and shared by q and k of every layer. The first half of signedSin is -sin: rotate_half's
+// negation, folded into the table instead of applied to q and k in every layer.
 struct RopeTables {
-  at::Tensor cos, sin;
+  at::Tensor cos, signedSin;
 };
 RopeTables ropeTables(const ModelConfig& config, int64_t pos0, int64_t n, at::Device device, at::ScalarType dtype);
 

@@ -241,31 +241,33 @@ at::Tensor attention(const AttentionCall& call, LayerStats* statsOut) {
 namespace {
 
 // Checks a HybridDecodeCall's shapes, dtypes and devices; throws InvalidArgument naming the field.
+// It runs for every layer of every decode step, so a message is built only when its check fails.
 void validateHybridDecode(const HybridDecodeCall& c) {
-  auto need = [](bool ok, const std::string& what, const std::string& field) {
-    check(ok, ErrorKind::InvalidArgument, "hybrid decode attention: " + what, {}, field);
+  auto fail = [](const std::string& what, const std::string& field) {
+    throw Error(ErrorKind::InvalidArgument, "hybrid decode attention: " + what, {}, field);
   };
-  need(c.q.defined() && c.q.dim() == 3 && c.q.size(1) == 1, "q must be [heads, 1, dim]", "q");
+  if (!(c.q.defined() && c.q.dim() == 3 && c.q.size(1) == 1)) fail("q must be [heads, 1, dim]", "q");
   const int64_t kvHeads = static_cast<int64_t>(c.streamKvHead.size());
-  need(kvHeads > 0 && c.q.size(0) % kvHeads == 0,
-       "streamKvHead has " + std::to_string(kvHeads) + " entries; the " + std::to_string(c.q.size(0)) +
-           " query heads must be a multiple of it",
-       "streamKvHead");
+  if (!(kvHeads > 0 && c.q.size(0) % kvHeads == 0))
+    fail("streamKvHead has " + std::to_string(kvHeads) + " entries; the " + std::to_string(c.q.size(0)) +
+             " query heads must be a multiple of it",
+         "streamKvHead");
   const int64_t streaming = std::count(c.streamKvHead.begin(), c.streamKvHead.end(), true);
-  auto store = [&](const at::Tensor& k, const at::Tensor& v, int64_t heads, const std::string& name) {
+  auto store = [&](const at::Tensor& k, const at::Tensor& v, int64_t heads, const char* name) {
     if (heads == 0 && !k.defined() && !v.defined()) return;
-    for (const auto& [t, field] : {std::pair<const at::Tensor&, std::string>{k, name + "K"}, {v, name + "V"}}) {
-      need(t.defined() && t.dim() == 3, "expected [" + std::to_string(heads) + ", entries, " +
-                                            std::to_string(c.q.size(2)) + "], found " +
-                                            (t.defined() ? c10::str(t.sizes()) : std::string("none")),
-           field);
-      need(t.size(0) == heads && t.size(2) == c.q.size(2) && t.sizes() == k.sizes(),
-           "expected [" + std::to_string(heads) + ", entries, " + std::to_string(c.q.size(2)) + "] like " + name +
-               "K, found " + c10::str(t.sizes()),
-           field);
-      need(heads == 0 || t.size(1) > 0, "a KV head with no entries", field);
-      need(t.scalar_type() == c.q.scalar_type() && t.device() == c.q.device(),
-           "dtype/device differ from q's", field);
+    for (const auto& [t, suffix] : {std::pair<const at::Tensor&, const char*>{k, "K"}, {v, "V"}}) {
+      const auto field = [&, suffix = suffix] { return std::string(name) + suffix; };
+      if (!(t.defined() && t.dim() == 3))
+        fail("expected [" + std::to_string(heads) + ", entries, " + std::to_string(c.q.size(2)) +
+                 "], found " + (t.defined() ? c10::str(t.sizes()) : std::string("none")),
+             field());
+      if (!(t.size(0) == heads && t.size(2) == c.q.size(2) && t.sizes() == k.sizes()))
+        fail("expected [" + std::to_string(heads) + ", entries, " + std::to_string(c.q.size(2)) + "] like " +
+                 name + "K, found " + c10::str(t.sizes()),
+             field());
+      if (!(heads == 0 || t.size(1) > 0)) fail("a KV head with no entries", field());
+      if (!(t.scalar_type() == c.q.scalar_type() && t.device() == c.q.device()))
+        fail("dtype/device differ from q's", field());
     }
   };
   store(c.fullK, c.fullV, kvHeads - streaming, "full");

@@ -549,11 +549,14 @@ at::Tensor withProjectErrors(const char* what, F&& f) {
 
 at::Tensor hybridDecodeAttentionCuda(const HybridDecodeCall& call) {
   const int64_t kvHeads = static_cast<int64_t>(call.streamKvHead.size());
-  check(kvHeads <= 64 && call.q.size(0) / kvHeads <= kc::kMaxDecodeGroup && call.q.size(2) <= kc::kMaxHeadDim,
-        ErrorKind::Unsupported,
-        "hybrid decode on CUDA supports at most 64 KV heads, " + std::to_string(kc::kMaxDecodeGroup) +
-            " query heads per KV head and head_dim " + std::to_string(kc::kMaxHeadDim),
-        "attention_cuda", "streamKvHead");
+  // The message is built only on failure: this runs for every layer of every decode step.
+  const bool fits =
+      kvHeads <= 64 && call.q.size(0) / kvHeads <= kc::kMaxDecodeGroup && call.q.size(2) <= kc::kMaxHeadDim;
+  if (!fits)
+    throw Error(ErrorKind::Unsupported,
+                "hybrid decode on CUDA supports at most 64 KV heads, " + std::to_string(kc::kMaxDecodeGroup) +
+                    " query heads per KV head and head_dim " + std::to_string(kc::kMaxHeadDim),
+                "attention_cuda", "streamKvHead");
   uint64_t mask = 0;
   for (int64_t j = 0; j < kvHeads; ++j)
     if (call.streamKvHead[static_cast<size_t>(j)]) mask |= uint64_t{1} << j;

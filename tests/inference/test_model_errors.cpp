@@ -124,9 +124,10 @@ TEST_CASE("bad requests are refused before any compute", "[model][errors]") {
 }
 
 TEST_CASE("NaN produced in the forward pass names the layer", "[model][errors]") {
+  const float bad = GENERATE(INFINITY, -INFINITY, NAN);  // each must show in the layer's min or max
   TinySpec spec;
   auto w = hs::test::randomWeights(spec);
-  w["model.layers.1.post_attention_layernorm.weight"][5] = INFINITY;
+  w["model.layers.1.post_attention_layernorm.weight"][5] = bad;
   hs::test::ScratchDir dir;
   hs::test::writeTinyModel(dir.path(), spec, w);
   LoadOptions o;
@@ -139,6 +140,27 @@ TEST_CASE("NaN produced in the forward pass names the layer", "[model][errors]")
   } catch (const Error& e) {
     CHECK(e.kind() == ErrorKind::Numerical);
     CHECK_THAT(e.what(), hs::test::HasSubstring("layer 1"));
+  }
+}
+
+TEST_CASE("NaN or Inf in the logits is refused naming lm_head", "[model][errors]") {
+  const float bad = GENERATE(INFINITY, -INFINITY, NAN);
+  TinySpec spec;
+  auto w = hs::test::randomWeights(spec);
+  w["lm_head.weight"][7][3] = bad;  // hidden states stay finite; logit 7 does not
+  hs::test::ScratchDir dir;
+  hs::test::writeTinyModel(dir.path(), spec, w);
+  LoadOptions o;
+  o.loadTokenizer = false;
+  auto model = Model::load(dir.path(), o);
+  auto cache = model->newCache();
+  try {
+    model->forward({1, 2, 3, 4}, cache);
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Numerical);
+    CHECK_THAT(e.what(), hs::test::HasSubstring("logits contain NaN/Inf"));
+    CHECK_THAT(e.what(), hs::test::HasSubstring("lm_head.weight"));
   }
 }
 
